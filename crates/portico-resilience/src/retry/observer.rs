@@ -66,7 +66,9 @@ pub trait RetryObserver<T, E> {
         let _ = (attempt, delay);
     }
 
-    /// The call ends after `attempt` with a failure, for `reason`. Not called on success.
+    /// The call ends after `attempt` without success, for `reason`: the classifier still
+    /// wanted a retry, or the outcome is an `Err` it would not retry. Not called when the
+    /// classifier accepts an `Ok` outcome.
     fn on_give_up(&self, attempt: Attempt, reason: GiveUp) {
         let _ = (attempt, reason);
     }
