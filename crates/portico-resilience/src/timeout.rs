@@ -1,8 +1,8 @@
 //! Timeouts and deadlines: give up on a call that takes too long.
 //!
-//! [`timeout`] races a future against a sleep on the injected [`Clock`]. A [`Deadline`] is
-//! the overall budget of a call made of several attempts: each attempt gets the smaller of
-//! its own timeout and what is left ([`Deadline::run_attempt`]), and
+//! [`timeout`] races a future against a sleep on the injected [`Clock`](crate::clock::Clock).
+//! A [`Deadline`] is the overall budget of a call made of several attempts: each attempt gets
+//! the smaller of its own timeout and what is left ([`Deadline::run_attempt`]), and
 //! [`RetryPolicy::run_until`](crate::retry::RetryPolicy::run_until) uses it so that a retried
 //! call never outlives its deadline. [`TimeoutLayer`] is the tower form; its error is a boxed
 //! [`TimeoutElapsed`] that callers find with `downcast_ref` (504 at the gateway).

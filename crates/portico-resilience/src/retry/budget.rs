@@ -7,9 +7,9 @@
 //! while withdrawals stay within `ratio` of the deposits made over the last `ttl`, plus a
 //! small floor of `min_per_second` retries per second so that a quiet service can still retry.
 //!
-//! The window slides in ten buckets of `ttl / 10`, read from the injected [`Clock`], so it
-//! covers between 90 % and 100 % of `ttl`. Accounting is in integer thousandths of a retry,
-//! which keeps `ratio = 0.2` exact.
+//! The window slides in ten buckets of `ttl / 10`, read from the injected
+//! [`Clock`](crate::clock::Clock), so it covers between 90 % and 100 % of `ttl`. Accounting
+//! is in integer thousandths of a retry, which keeps `ratio = 0.2` exact.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -4,7 +4,8 @@
 //! call gets, how long to wait between them ([`Backoff`]), how long a server's `Retry-After`
 //! may ask us to wait, and which [`RetryBudget`] the retries draw from. [`RetryPolicy::run`]
 //! drives one call: the caller classifies each outcome into a [`RetryDecision`] and watches
-//! the steps through a [`RetryObserver`]; waits go through the injected [`Clock`].
+//! the steps through a [`RetryObserver`]; waits go through the injected
+//! [`Clock`](crate::clock::Clock).
 //! [`RetryPolicy::run_until`] does the same within an overall [`Deadline`].
 //! [`RetryLayer`] is the tower form.
 //!

@@ -144,7 +144,8 @@ impl<T, E> RetryObserver<T, E> for LogObserver {
             }
             GiveUp::RetryAfterTooLong(hint) => {
                 tracing::warn!(
-                    "[{name}] Retry-After of {} is longer than allowed; giving up after attempt {attempt}",
+                    "[{name}] Retry-After of {} is longer than allowed; \
+                     giving up after attempt {attempt}",
                     HumanDelay(hint)
                 );
             }
