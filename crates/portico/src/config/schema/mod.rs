@@ -1,0 +1,163 @@
+//! The checked configuration: every section of `portico.toml` as typed values.
+//!
+//! Each section type has a `read` function that takes its section of the value tree and
+//! returns the checked value, recording every problem on the way; defaults live there, next
+//! to the field they belong to (and in `docs/configuration.md`, which a test keeps honest).
+//! Cross-references (a route's upstream, the default role) are checked while reading, against
+//! the names read before.
+//!
+//! # Layout
+//! - this module: [`Config`], `[server]`, `[database]`, `[redis]`.
+//! - [`auth`]: `[auth]`, `[auth.providers.*]`, `[[auth.clients]]`, `[roles.*]`.
+//! - [`realtime`]: `[realtime]`, `[realtime.actions]`, `[realtime.namespaces.*]`.
+//! - [`gateway`]: `[upstreams.*]`, `[[routes]]`.
+
+pub mod auth;
+pub mod gateway;
+pub mod realtime;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use portico_core::config::ByteSize;
+
+use super::problem::Problems;
+use super::reader::{Positive, Section};
+use super::tree::Node;
+use super::types::{Schemes, Url, optional_url};
+
+pub use auth::{AuthConfig, ClientConfig, ProviderConfig, ProviderEndpoints, RoleConfig};
+pub use gateway::{FallbackConfig, RateLimitConfig, RouteConfig, UpstreamConfig};
+pub use realtime::{ActionConfig, NamespaceConfig, RealtimeConfig, UpstreamCheck};
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`: the public listener and the data directory.
+    pub server: ServerConfig,
+    /// `[database]`: where accounts and sessions are stored.
+    pub database: DatabaseConfig,
+    /// `[redis]`: the shared cache and pub/sub, when scaled out.
+    pub redis: RedisConfig,
+    /// `[auth]`: tokens, providers and service clients.
+    pub auth: AuthConfig,
+    /// `[roles.<name>]`: role → permissions. Always holds `user` and `admin` unless redefined.
+    pub roles: BTreeMap<String, RoleConfig>,
+    /// `[realtime]`: the WebSocket hub.
+    pub realtime: RealtimeConfig,
+    /// `[upstreams.<name>]`: the services behind the gateway, by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// `[[routes]]`: the gateway's routes, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Config {
+    /// Reads the whole tree. Sections that others refer to are read first.
+    pub(crate) fn read(root: &Node, problems: &mut Problems) -> Option<Config> {
+        let mut top = Section::root(root, problems);
+
+        // Every declared upstream counts for references, even one with problems of its own,
+        // so a bad upstream is reported once, not again at each route that names it.
+        let declared = gateway::read_upstreams(&mut top, problems);
+        let upstream_names: BTreeSet<&str> = declared.keys().map(String::as_str).collect();
+        let roles = auth::read_roles(&mut top, problems);
+        let role_names: BTreeSet<&str> = roles.keys().map(String::as_str).collect();
+
+        let server = ServerConfig::read(top.section("server", problems), problems);
+        let database = DatabaseConfig::read(top.section("database", problems), problems);
+        let redis = RedisConfig::read(top.section("redis", problems), problems);
+        let auth = AuthConfig::read(top.section("auth", problems), &role_names, problems);
+        let realtime =
+            RealtimeConfig::read(top.section("realtime", problems), &upstream_names, problems);
+        let routes = gateway::read_routes(&mut top, &upstream_names, problems);
+        top.finish(problems);
+
+        let mut upstreams = BTreeMap::new();
+        for (name, upstream) in declared {
+            upstreams.insert(name, upstream?);
+        }
+        Some(Config {
+            server,
+            database,
+            redis,
+            auth: auth?,
+            roles,
+            realtime: realtime?,
+            upstreams,
+            routes: routes?,
+        })
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `listen` (default `127.0.0.1:8080`): the public listener.
+    pub listen: SocketAddr,
+    /// `data_dir` (default `./portico-data`): the SQLite file and generated keys.
+    pub data_dir: PathBuf,
+    /// `max_body` (default `10MiB`): the largest request body accepted (413 REQ_002 beyond).
+    pub max_body: ByteSize,
+    /// `drain_timeout` (default `30s`): how long a graceful shutdown waits for requests.
+    pub drain_timeout: Duration,
+}
+
+/// `server.listen`'s default.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8080,
+));
+
+impl ServerConfig {
+    fn read(mut s: Section<'_>, problems: &mut Problems) -> Self {
+        let listen = s.or("listen", DEFAULT_LISTEN, problems);
+        let data_dir = s.or("data_dir", PathBuf::from("./portico-data"), problems);
+        let max_body = s.or("max_body", ByteSize(10 * 1024 * 1024), problems);
+        let drain_timeout = s
+            .or("drain_timeout", Positive(Duration::from_secs(30)), problems)
+            .0;
+        s.finish(problems);
+        Self {
+            listen,
+            data_dir,
+            max_body,
+            drain_timeout,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `url` (default empty → SQLite in `server.data_dir`): `postgres://…` or `sqlite:…`.
+    pub url: Option<Url>,
+}
+
+impl DatabaseConfig {
+    fn read(mut s: Section<'_>, problems: &mut Problems) -> Self {
+        let url = s
+            .parse_with("url", problems, |n| optional_url(n, Schemes::Database))
+            .flatten();
+        s.finish(problems);
+        Self { url }
+    }
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `url` (default empty → in-process cache and pub/sub): `redis://…` or `rediss://…`.
+    pub url: Option<Url>,
+}
+
+impl RedisConfig {
+    fn read(mut s: Section<'_>, problems: &mut Problems) -> Self {
+        let url = s
+            .parse_with("url", problems, |n| optional_url(n, Schemes::Redis))
+            .flatten();
+        s.finish(problems);
+        Self { url }
+    }
+}

@@ -1,0 +1,48 @@
+//! What a command can fail with, and the exit code each failure maps to.
+
+use crate::config::ConfigErrors;
+use crate::up::UpError;
+
+/// The exit code of a successful command.
+pub const EXIT_OK: u8 = 0;
+/// The exit code of a runtime failure (port in use, data dir not writable, not built yet).
+pub const EXIT_RUNTIME: u8 = 1;
+/// The exit code of a configuration or usage error (clap's own usage errors are 2 as well).
+pub const EXIT_USAGE: u8 = 2;
+
+/// A command's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration has problems; each is printed on its own line.
+    #[error("{errors}\n{origin}: {count} configuration problem{s}", count = errors.problems().len(), s = if errors.problems().len() == 1 { "" } else { "s" })]
+    Config {
+        /// Where the configuration came from (`portico.toml`, `built-in defaults`).
+        origin: String,
+        /// Every problem.
+        errors: ConfigErrors,
+    },
+    /// A flag was accepted by the parser but cannot be used (e.g. an invalid `--log-level`).
+    #[error("portico: {0}")]
+    Usage(String),
+    /// The command belongs to a later issue.
+    #[error("portico {command}: not built yet (lands with issue #{issue})")]
+    NotBuilt {
+        /// The command as typed (`gateway`, `admin user create`).
+        command: &'static str,
+        /// The issue that builds it.
+        issue: u32,
+    },
+    /// `portico up` failed while running.
+    #[error("portico up: {0}")]
+    Up(#[from] UpError),
+}
+
+impl CliError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config { .. } | CliError::Usage(_) => EXIT_USAGE,
+            CliError::NotBuilt { .. } | CliError::Up(_) => EXIT_RUNTIME,
+        }
+    }
+}

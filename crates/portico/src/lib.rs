@@ -1,0 +1,98 @@
+//! The `portico` binary as a library: the command line, the configuration, and the wiring
+//! of the components into servers.
+//!
+//! `main.rs` only calls [`run`]; everything else lives here so it can be documented and
+//! tested. The binary is thin: behaviour belongs to `portico-core`, `portico-resilience` and
+//! the component crates; this crate reads the config once into checked types and builds the
+//! servers from them.
+//!
+//! # Layout
+//! - [`cli`]: the clap definition of every command.
+//! - [`config`]: loading `portico.toml` + `PORTICO_*` overrides into a checked [`config::Config`].
+//! - [`up`]: `portico up`, the all-in-one server.
+//! - [`status`]: `/status/services`, the circuit state of every upstream.
+//! - [`error`]: [`CliError`] and the exit codes.
+//!
+//! # Example
+//! ```
+//! use portico::config::{load_str, Env};
+//!
+//! let config = load_str("portico.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n", &Env::default())
+//!     .expect("a valid config");
+//! assert_eq!(config.server.listen.port(), 9000);
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod status;
+pub mod up;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigCommand};
+use config::{Config, ConfigSource, Env};
+pub use error::CliError;
+
+/// Parses the process's command line, runs the command and returns its exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::from(error::EXIT_OK),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs a parsed command.
+pub fn dispatch(cli: Cli) -> Result<(), CliError> {
+    if let Some((command, issue)) = cli.command.not_built() {
+        return Err(CliError::NotBuilt { command, issue });
+    }
+    let source = ConfigSource::resolve(cli.config.as_deref());
+    let env = Env::from_process();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = load(&source, &env)?;
+            println!(
+                "config ok: {} ({} upstream{}, {} route{})",
+                source.describe(),
+                config.upstreams.len(),
+                plural(config.upstreams.len()),
+                config.routes.len(),
+                plural(config.routes.len()),
+            );
+            Ok(())
+        }
+        Command::Up(args) => {
+            let config = load(&source, &env)?;
+            let options = up::UpOptions {
+                listen: args.listen,
+                log_format: cli.log_format,
+                log_level: cli.log_level,
+                source,
+            };
+            up::run(config, options)
+        }
+        // Every other command was answered by `not_built` above.
+        _ => Err(CliError::Usage("this command is not available".to_owned())),
+    }
+}
+
+fn load(source: &ConfigSource, env: &Env) -> Result<Config, CliError> {
+    config::load(source, env).map_err(|errors| CliError::Config {
+        origin: source.describe(),
+        errors,
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,181 @@
+//! `portico up`: everything that exists so far, in one process, on the public listener.
+//!
+//! Builds the tower stack of `docs/ARCHITECTURE.md` (request id → metrics → envelope → body
+//! limit) around the operational endpoints (`/health/live`, `/health`, `/health/ready`,
+//! `/metrics`, `/status/services`) with the REQ_003 fallback, binds `server.listen` (or
+//! `--listen`), and serves until SIGTERM or Ctrl-C, then drains for `server.drain_timeout`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use portico_core::error::{envelope_layer, fallback_not_found};
+use portico_core::health::{CheckResult, HealthCheck, HealthRegistry};
+use portico_core::request_id::RequestIdLayer;
+use portico_core::shutdown::{self, Shutdown};
+use portico_core::telemetry::{self, LogFormat, Metrics, TelemetryError, http_metrics_layer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::CliError;
+use crate::cli::LogFormatArg;
+use crate::config::{Config, ConfigSource};
+use crate::status::ServiceStatus;
+
+/// How long one health check may take before it counts as unhealthy.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `portico up` takes besides the config.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// `--listen`: overrides `server.listen` (and `PORTICO_LISTEN`).
+    pub listen: Option<SocketAddr>,
+    /// `--log-format`.
+    pub log_format: LogFormatArg,
+    /// `--log-level`.
+    pub log_level: String,
+    /// Where the config came from, for the start-up log.
+    pub source: ConfigSource,
+}
+
+/// Why `portico up` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The listener could not be bound (port in use, address not local, …).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+    /// Logging or the Prometheus recorder could not be set up.
+    #[error("cannot set up telemetry: {0}")]
+    Telemetry(String),
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(io::Error),
+}
+
+/// Runs `portico up` until a shutdown signal; blocks the calling thread.
+pub fn run(config: Config, options: UpOptions) -> Result<(), CliError> {
+    let format = match options.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    telemetry::init_tracing(format, &options.log_level).map_err(|e| match e {
+        TelemetryError::InvalidFilter { .. } => CliError::Usage(format!("--log-level: {e}")),
+        other => CliError::Up(UpError::Telemetry(other.to_string())),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(UpError::Runtime)?;
+    runtime
+        .block_on(serve(config, options))
+        .map_err(CliError::Up)
+}
+
+async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
+    let data_dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| UpError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let addr = options.listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| UpError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| UpError::Bind { addr, source })?;
+
+    let metrics = Metrics::install().map_err(|e| UpError::Telemetry(e.to_string()))?;
+    let health = HealthRegistry::new(HEALTH_CHECK_TIMEOUT);
+    health.register(std::sync::Arc::new(DataDirCheck {
+        path: data_dir.clone(),
+    }));
+    let app = router(&config, health, &metrics);
+
+    tracing::info!("portico up: config from {}", options.source.describe());
+    tracing::info!("portico up: data directory {}", data_dir.display());
+    tracing::info!("portico up: listening on http://{bound}");
+
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals();
+    let drain = config.server.drain_timeout;
+    let announcer = shutdown.clone();
+    tokio::spawn(async move {
+        announcer.wait().await;
+        tracing::info!("portico up: shutting down, draining requests for up to {drain:?}");
+    });
+    shutdown::serve(listener, app, shutdown, drain)
+        .await
+        .map_err(UpError::Serve)?;
+    tracing::info!("portico up: stopped");
+    Ok(())
+}
+
+/// The public router of `portico up`, with the whole tower stack.
+pub fn router(config: &Config, health: HealthRegistry, metrics: &Metrics) -> Router {
+    let max_body = usize::try_from(config.server.max_body.as_u64()).unwrap_or(usize::MAX);
+    let status = ServiceStatus::new(config);
+    portico_core::health::routes(health)
+        .merge(metrics.routes())
+        .merge(status.routes())
+        .fallback(fallback_not_found)
+        // Outermost last: request id → metrics → envelope → body limit → handler.
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(envelope_layer())
+        .layer(http_metrics_layer())
+        .layer(RequestIdLayer::new())
+}
+
+/// `/health`'s check that the data directory accepts writes; critical, since the store and
+/// the signing keys live there.
+struct DataDirCheck {
+    path: PathBuf,
+}
+
+impl HealthCheck for DataDirCheck {
+    fn name(&self) -> &str {
+        "data_dir"
+    }
+
+    fn critical(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+        let path = self.path.clone();
+        Box::pin(async move {
+            // File system calls block: keep them off the async workers.
+            match tokio::task::spawn_blocking(move || probe_writable(&path)).await {
+                Ok(Ok(())) => CheckResult::healthy(),
+                Ok(Err(e)) => CheckResult::unhealthy(format!("not writable: {}", e.kind())),
+                Err(_) => CheckResult::unhealthy("the check did not finish"),
+            }
+        })
+    }
+}
+
+fn probe_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(".portico-health-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}

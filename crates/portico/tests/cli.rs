@@ -1,0 +1,132 @@
+//! The command line: help, usage errors, and the commands of later issues.
+#![allow(clippy::unwrap_used)] // tests unwrap; a panic is the failure report
+
+mod support;
+
+use support::{Scratch, run};
+
+#[test]
+fn help_lists_every_subcommand() {
+    let scratch = Scratch::new();
+    let out = run(scratch.path(), &["--help"], &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for command in [
+        "up", "gateway", "auth", "realtime", "demo", "admin", "config",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command} missing from:\n{}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("--config"), "{}", out.stdout);
+}
+
+#[test]
+fn help_of_a_later_command_says_which_issue_builds_it() {
+    let scratch = Scratch::new();
+    let out = run(scratch.path(), &["--help"], &[]);
+    assert!(
+        out.stdout.contains("(not built yet: issue #5)"),
+        "{}",
+        out.stdout
+    );
+    let admin = run(scratch.path(), &["admin", "user", "--help"], &[]);
+    assert!(
+        admin.stdout.contains("(not built yet: issue #4)"),
+        "{}",
+        admin.stdout
+    );
+}
+
+#[test]
+fn commands_of_later_issues_parse_then_exit_1_naming_the_issue() {
+    let scratch = Scratch::new();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["gateway", "--listen", "127.0.0.1:0"],
+            "portico gateway: not built yet (lands with issue #5)",
+        ),
+        (
+            &["auth"],
+            "portico auth: not built yet (lands with issue #4)",
+        ),
+        (
+            &["realtime"],
+            "portico realtime: not built yet (lands with issue #6)",
+        ),
+        (
+            &["demo", "agent"],
+            "portico demo: not built yet (lands with issue #7)",
+        ),
+        (
+            &[
+                "admin",
+                "user",
+                "create",
+                "--email",
+                "a@b.c",
+                "--password-stdin",
+                "--role",
+                "admin",
+            ],
+            "portico admin user create: not built yet (lands with issue #4)",
+        ),
+        (
+            &[
+                "admin", "user", "grant", "--email", "a@b.c", "--role", "admin",
+            ],
+            "portico admin user grant: not built yet (lands with issue #4)",
+        ),
+        (
+            &[
+                "admin",
+                "key",
+                "create",
+                "--user",
+                "a@b.c",
+                "--name",
+                "ci",
+                "--permission",
+                "x",
+            ],
+            "portico admin key create: not built yet (lands with issue #4)",
+        ),
+        (
+            &["admin", "jwks", "rotate"],
+            "portico admin jwks rotate: not built yet (lands with issue #4)",
+        ),
+        (
+            &[
+                "--log-level",
+                "debug",
+                "demo",
+                "tutor",
+                "--config",
+                "x.toml",
+            ],
+            "portico demo: not built yet (lands with issue #7)",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = run(scratch.path(), args, &[]);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert_eq!(out.stderr.trim(), message, "{args:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let scratch = Scratch::new();
+    for args in [
+        &["up", "--listen", "not-an-address"][..],
+        &["demo", "weather"][..],
+        &["admin", "user", "create", "--email", "a@b.c"][..],
+        &["frobnicate"][..],
+    ] {
+        let out = run(scratch.path(), args, &[]);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+    }
+}
