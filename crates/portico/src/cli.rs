@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Portico: auth, gateway, realtime hub and resilience for service-to-service communication.
 #[derive(Debug, Parser)]
-#[command(name = "portico", version, about, propagate_version = true)]
+#[command(name = "portico", version, propagate_version = true)]
 pub struct Cli {
     /// Config file [default: ./portico.toml when it exists, else built-in defaults]
     #[arg(long, global = true, value_name = "FILE", env = "PORTICO_CONFIG")]

@@ -28,6 +28,9 @@ use crate::status::ServiceStatus;
 /// How long one health check may take before it counts as unhealthy.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often histogram samples are compacted when nobody scrapes `/metrics`.
+const METRICS_UPKEEP: Duration = Duration::from_secs(10);
+
 /// What `portico up` takes besides the config.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -111,12 +114,15 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     }));
     let app = router(&config, health, &metrics);
 
+    // Shown absolute so the operator knows exactly where the store and keys are.
+    let shown_dir = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
     tracing::info!("portico up: config from {}", options.source.describe());
-    tracing::info!("portico up: data directory {}", data_dir.display());
+    tracing::info!("portico up: data directory {}", shown_dir.display());
     tracing::info!("portico up: listening on http://{bound}");
 
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
+    metrics.spawn_upkeep(METRICS_UPKEEP, shutdown.clone());
     let drain = config.server.drain_timeout;
     let announcer = shutdown.clone();
     tokio::spawn(async move {

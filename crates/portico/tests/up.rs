@@ -135,9 +135,16 @@ fn sigterm_logs_the_shutdown_and_exits_zero() {
     let scratch = Scratch::new();
     let mut server = start(&scratch, &[]);
     assert_eq!(server.get("/health/live", &[]).status, 200);
+    let signalled = std::time::Instant::now();
     server.terminate();
     let status = server.wait_exit().expect("exits after SIGTERM");
     assert_eq!(status.code(), Some(0));
+    // Nothing is in flight, so it must not wait for the 5 s drain deadline.
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        signalled.elapsed()
+    );
     assert!(
         server
             .wait_for_line(|l| l.contains("portico up: shutting down"))
@@ -204,4 +211,22 @@ fn portico_listen_env_sets_the_address_when_no_flag_is_given() {
     let out = run(scratch.path(), &["up"], &[("PORTICO_LISTEN", &addr)]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains(&addr), "{}", out.stderr);
+}
+
+#[test]
+fn an_invalid_log_filter_is_a_usage_error() {
+    let scratch = Scratch::new();
+    let out = run(
+        scratch.path(),
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "portico=loudest",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("--log-level"), "{}", out.stderr);
 }

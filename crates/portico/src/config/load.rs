@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::env::{self, Env};
 use super::problem::{ConfigErrors, Location, Problem, Problems};
 use super::schema::Config;
+use super::substitution;
 use super::tree::{self, Node};
 
 /// The file looked for in the working directory when `--config` is not given.
@@ -79,7 +80,7 @@ fn run(file: Arc<str>, text: Option<&str>, env: &Env) -> Result<Config, ConfigEr
         None => Node::empty_table(),
     };
     env::apply_overrides(&mut root, env, &mut problems);
-    tree::substitute(
+    substitution::substitute(
         &mut root,
         "",
         &|name| env.get(name).map(str::to_owned),
@@ -343,7 +344,7 @@ check = { upstream = "collab", path = "check" }
                 "portico.toml:1: server: expected a table, found integer",
                 "portico.toml:3: realtime.history_size: -1 is out of range (must be 0 or more)",
                 "portico.toml:4: realtime.max_frame: expected a size like \"10MiB\", found boolean",
-                "portico.toml:5: extra: unknown key (expected one of: upstreams, roles, server, database, redis, auth, realtime, routes)",
+                "portico.toml:5: extra: unknown key (expected one of: server, database, redis, auth, roles, realtime, upstreams, routes)",
             ]
         );
     }

@@ -12,13 +12,15 @@
 //! - [`schema`]: the checked config types, section by section, with their defaults.
 //! - [`types`]: checked leaf types: [`Secret`], [`Url`], [`UrlPath`], the enums.
 //! - [`problem`]: [`Problem`] and [`ConfigErrors`].
-//! - `tree`, `reader`: the value tree with origins, and the typed reading of it.
+//! - `tree`, `substitution`, `reader`: the value tree with origins, `${NAME}` references,
+//!   and the typed reading of the tree.
 
 pub mod env;
 pub mod load;
 pub mod problem;
 mod reader;
 pub mod schema;
+mod substitution;
 mod tree;
 pub mod types;
 

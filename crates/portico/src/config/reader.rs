@@ -83,6 +83,15 @@ impl<'a> Section<'a> {
         self.entries.get(key)
     }
 
+    /// Declares the keys this table takes, in the order "expected one of" lists them.
+    pub(crate) fn declare(&mut self, keys: &[&'static str]) {
+        for key in keys {
+            if !self.known.contains(key) {
+                self.known.push(key);
+            }
+        }
+    }
+
     /// Whether `key` is present (it counts as known either way).
     pub(crate) fn has(&mut self, key: &'static str) -> bool {
         self.node(key).is_some()
@@ -270,10 +279,13 @@ impl Leaf for usize {
 impl Leaf for NonZeroU32 {
     fn from_node(node: &Node) -> Result<Self, String> {
         let n = integer(node)?;
+        if n < 1 {
+            return Err(format!("must be at least 1, found {n}"));
+        }
         u32::try_from(n)
             .ok()
             .and_then(NonZeroU32::new)
-            .ok_or_else(|| format!("{n} is out of range (1 to {})", u32::MAX))
+            .ok_or_else(|| format!("{n} is too large (at most {})", u32::MAX))
     }
 }
 

@@ -110,7 +110,7 @@ impl Url {
                 .parse()
                 .map_err(|e| format!("invalid URL {text:?}: {e}"))?;
             if uri.host().is_none_or(str::is_empty) {
-                return Err(format!("invalid URL {text:?}: no host"));
+                return Err(format!("invalid URL {:?}: no host", redact(text)));
             }
         }
         Ok(Self {
@@ -124,7 +124,7 @@ impl Url {
         &self.text
     }
 
-    /// The scheme, lowercased as written (`http`, `postgres`, …).
+    /// The scheme as written (`http`, `postgres`, …).
     pub fn scheme(&self) -> &str {
         &self.text[..self.scheme_len]
     }

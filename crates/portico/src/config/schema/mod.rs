@@ -57,6 +57,16 @@ impl Config {
     /// Reads the whole tree. Sections that others refer to are read first.
     pub(crate) fn read(root: &Node, problems: &mut Problems) -> Option<Config> {
         let mut top = Section::root(root, problems);
+        top.declare(&[
+            "server",
+            "database",
+            "redis",
+            "auth",
+            "roles",
+            "realtime",
+            "upstreams",
+            "routes",
+        ]);
 
         // Every declared upstream counts for references, even one with problems of its own,
         // so a bad upstream is reported once, not again at each route that names it.
