@@ -108,7 +108,7 @@ impl Url {
         if schemes == Schemes::Http {
             let uri: Uri = text
                 .parse()
-                .map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+                .map_err(|e| format!("invalid URL {:?}: {e}", redact(text)))?;
             if uri.host().is_none_or(str::is_empty) {
                 return Err(format!("invalid URL {:?}: no host", redact(text)));
             }
