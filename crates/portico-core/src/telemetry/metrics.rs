@@ -1,0 +1,222 @@
+//! The Prometheus recorder, the `/metrics` route, and per-request HTTP metrics.
+//!
+//! The `metrics` crate keeps one recorder per process, global by design: every component
+//! records with `metrics::counter!` and friends without being handed anything, and
+//! [`Metrics::install`] sets that recorder once. This is the one piece of global state in
+//! Portico. Until it is installed, recording is a no-op.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::routing::get;
+use http::{HeaderValue, Method, Request, Response, header};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::TelemetryError;
+use crate::shutdown::Shutdown;
+
+/// Requests served, by `route`, `method`, `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "portico_http_requests_total";
+/// Request latency histogram in seconds, by `route`, `method`, `status`.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "portico_http_request_duration_seconds";
+
+/// Histogram buckets (seconds) for every `*_seconds` metric: 1 ms to 30 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The handle held once the recorder is installed, so a second `install` returns it again.
+static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+
+/// The installed Prometheus recorder. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+impl Metrics {
+    /// Installs the global Prometheus recorder, or returns the one this function installed
+    /// before (so tests and embedders may call it more than once). Fails if some other
+    /// recorder holds the global slot.
+    pub fn install() -> Result<Metrics, TelemetryError> {
+        let mut slot = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = slot.as_ref() {
+            return Ok(Metrics {
+                handle: handle.clone(),
+            });
+        }
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &LATENCY_BUCKETS)
+            .map_err(|e| TelemetryError::Prometheus(e.to_string()))?
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder)
+            .map_err(|_| TelemetryError::MetricsAlreadyInstalled)?;
+        metrics::describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests served");
+        metrics::describe_histogram!(
+            HTTP_REQUEST_DURATION_SECONDS,
+            metrics::Unit::Seconds,
+            "HTTP request latency until the response head"
+        );
+        *slot = Some(handle.clone());
+        Ok(Metrics { handle })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Compacts histogram samples recorded since the last scrape. Rendering does this too;
+    /// run it periodically ([`Metrics::spawn_upkeep`]) so memory stays bounded when nobody
+    /// scrapes.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    /// Runs [`Metrics::run_upkeep`] every `every` until `shutdown` triggers.
+    pub fn spawn_upkeep(&self, every: Duration, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+        let metrics = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => metrics.run_upkeep(),
+                    () = shutdown.wait() => return,
+                }
+            }
+        })
+    }
+
+    /// `GET /metrics` → the exposition, `text/plain; version=0.0.4`.
+    pub fn routes(&self) -> Router {
+        let metrics = self.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+    }
+}
+
+// === impl HttpMetricsLayer ===
+
+/// Records [`HTTP_REQUESTS_TOTAL`] and [`HTTP_REQUEST_DURATION_SECONDS`] for every request:
+/// `router.layer(http_metrics_layer())`. The `route` label is the matched route pattern
+/// (`/users/{id}`, never the raw path, so cardinality stays bounded) or `unmatched`; methods
+/// outside the standard set are recorded as `OTHER`.
+pub fn http_metrics_layer() -> HttpMetricsLayer {
+    HttpMetricsLayer
+}
+
+/// The [`Layer`] returned by [`http_metrics_layer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpMetricsLayer;
+
+impl<S> Layer<S> for HttpMetricsLayer {
+    type Service = HttpMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpMetricsService { inner }
+    }
+}
+
+/// The [`Service`] of [`HttpMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct HttpMetricsService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = HttpMetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let method = method_label(req.method());
+        HttpMetricsFuture {
+            inner: self.inner.call(req),
+            started: Instant::now(),
+            labels: Some((route, method)),
+        }
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+pin_project! {
+    /// The response future of [`HttpMetricsService`].
+    pub struct HttpMetricsFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        labels: Option<(String, &'static str)>,
+    }
+}
+
+impl<F, B, E> Future for HttpMetricsFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some((route, method)) = this.labels.take() {
+            // An error here never reaches the client as a response (axum's are Infallible);
+            // count it as a 500.
+            let status = match &result {
+                Ok(response) => response.status().as_str().to_owned(),
+                Err(_) => "500".to_owned(),
+            };
+            let elapsed = this.started.elapsed().as_secs_f64();
+            metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status.clone())
+                .increment(1);
+            metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method, "status" => status)
+                .record(elapsed);
+        }
+        Poll::Ready(result)
+    }
+}
