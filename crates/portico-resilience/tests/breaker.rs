@@ -5,10 +5,11 @@
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Once};
 use std::time::Duration;
 
 use portico_resilience::breaker::{
@@ -375,12 +376,24 @@ fn snapshot_carries_status_fields() {
 
 // === logs ===
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+// A thread-local (`with_default`) subscriber is not reliable while other tests run in
+// parallel: tracing caches each call site's interest globally, and a site first reached on
+// another thread can be cached as disabled. So one global subscriber is installed, and its
+// writer keeps only the output of threads that asked for it.
 
-impl io::Write for Captured {
+thread_local! {
+    static CAPTURE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+struct ThreadWriter;
+
+impl io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with_borrow_mut(|c| {
+            if let Some(c) = c {
+                c.extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -389,15 +402,19 @@ impl io::Write for Captured {
 }
 
 fn logs_of(run: impl FnOnce()) -> String {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, run);
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(|| ThreadWriter)
+            .init();
+    });
+    tracing::callsite::rebuild_interest_cache();
+    CAPTURE.with_borrow_mut(|c| *c = Some(Vec::new()));
+    run();
+    let captured = CAPTURE.with_borrow_mut(Option::take).unwrap();
+    String::from_utf8(captured).unwrap()
 }
 
 #[test]

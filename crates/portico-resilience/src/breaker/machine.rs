@@ -35,6 +35,7 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
+    #[inline]
     pub(crate) fn is_trial(&self) -> bool {
         State::from_bits(self.word) == State::HalfOpen
     }
@@ -112,12 +113,24 @@ impl Shared {
 
     // === admission ===
 
+    #[inline]
     pub(crate) fn acquire(&self) -> Result<Ticket, CircuitOpen> {
         let word = self.word.load(Ordering::Acquire);
         match State::from_bits(word) {
+            State::Closed | State::ForcedClosed if !self.times_calls => Ok(Ticket {
+                word,
+                started: None,
+            }),
+            _ => self.acquire_other(word),
+        }
+    }
+
+    /// Admission when the clock must be read or the breaker is not closed.
+    fn acquire_other(&self, word: u64) -> Result<Ticket, CircuitOpen> {
+        match State::from_bits(word) {
             State::Closed | State::ForcedClosed => Ok(Ticket {
                 word,
-                started: self.times_calls.then(|| self.clock.now()),
+                started: Some(self.clock.now()),
             }),
             State::Open => {
                 let now = self.clock.now();
@@ -203,6 +216,7 @@ impl Shared {
 
     // === outcomes ===
 
+    #[inline]
     pub(crate) fn record(&self, ticket: &Ticket, failed: bool) {
         let issued_in = State::from_bits(ticket.word);
         if !failed && issued_in == State::Closed && self.config.rate().is_none() {
@@ -217,6 +231,11 @@ impl Shared {
         if !failed && issued_in == State::ForcedClosed {
             return;
         }
+        self.record_locked(ticket, failed, issued_in);
+    }
+
+    /// Failures, trials and the rate mode: everything that needs the lock.
+    fn record_locked(&self, ticket: &Ticket, failed: bool, issued_in: State) {
         let now = self.clock.now();
         let mut inner = self.lock();
         if failed {
@@ -311,10 +330,14 @@ impl Shared {
     }
 
     /// A permit dropped without an outcome: give its trial slot back.
+    #[inline]
     pub(crate) fn release(&self, ticket: &Ticket) {
-        if !ticket.is_trial() {
-            return;
+        if ticket.is_trial() {
+            self.release_trial(ticket);
         }
+    }
+
+    fn release_trial(&self, ticket: &Ticket) {
         let mut inner = self.lock();
         if self.word.load(Ordering::Acquire) == ticket.word {
             inner.trials_admitted = inner.trials_admitted.saturating_sub(1);

@@ -86,6 +86,7 @@ impl CircuitBreaker {
     /// Asks to make one call. Refused with [`CircuitOpen`] while open (or half-open with
     /// every trial slot taken); the error's `retry_after` is the time left until recovery
     /// (the full recovery timeout when forced open, zero when waiting on trial calls).
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
         self.shared
             .acquire()

@@ -29,23 +29,27 @@ impl<'a> Permit<'a> {
     }
 
     /// Whether this call is one of the half-open period's trial calls.
+    #[inline]
     pub fn is_trial(&self) -> bool {
         self.ticket.is_trial()
     }
 
     /// Records that the call succeeded.
+    #[inline]
     pub fn success(mut self) {
         self.done = true;
         self.shared.record(&self.ticket, false);
     }
 
     /// Records that the call failed.
+    #[inline]
     pub fn failure(mut self) {
         self.done = true;
         self.shared.record(&self.ticket, true);
     }
 
     /// Records the outcome given as a flag (`true` = failed).
+    #[inline]
     pub fn record(self, failed: bool) {
         if failed {
             self.failure()
@@ -56,6 +60,7 @@ impl<'a> Permit<'a> {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.shared.release(&self.ticket);
@@ -90,23 +95,27 @@ impl OwnedPermit {
     }
 
     /// Whether this call is one of the half-open period's trial calls.
+    #[inline]
     pub fn is_trial(&self) -> bool {
         self.ticket.is_trial()
     }
 
     /// Records that the call succeeded.
+    #[inline]
     pub fn success(mut self) {
         self.done = true;
         self.breaker.shared.record(&self.ticket, false);
     }
 
     /// Records that the call failed.
+    #[inline]
     pub fn failure(mut self) {
         self.done = true;
         self.breaker.shared.record(&self.ticket, true);
     }
 
     /// Records the outcome given as a flag (`true` = failed).
+    #[inline]
     pub fn record(self, failed: bool) {
         if failed {
             self.failure()
@@ -117,6 +126,7 @@ impl OwnedPermit {
 }
 
 impl Drop for OwnedPermit {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.breaker.shared.release(&self.ticket);

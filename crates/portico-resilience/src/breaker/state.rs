@@ -47,6 +47,7 @@ impl State {
         }
     }
 
+    #[inline]
     pub(crate) fn from_bits(bits: u64) -> State {
         match bits & 0b111 {
             0 => State::Closed,

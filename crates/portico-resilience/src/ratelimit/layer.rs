@@ -1,10 +1,11 @@
 //! The rate limiter as a tower [`Layer`]: [`RateLimitLayer`] wraps a service in a
 //! [`RateLimitService`] that checks each request's key before calling the inner service.
 //!
-//! A refusal is a boxed [`RateLimited`] (find it with `downcast_ref::<RateLimited>()`); the
-//! inner service's errors are boxed through `Into<BoxError>`. When the limiter's backend
-//! fails the request is allowed and the failure logged (fail open), unless the layer was
-//! built with [`fail_closed`](RateLimitLayer::fail_closed), in which case the boxed
+//! A refusal is a boxed [`RateLimited`](crate::error::RateLimited) (find it with
+//! `downcast_ref::<RateLimited>()`); the inner service's errors are boxed through
+//! `Into<BoxError>`. When the limiter's backend fails, the request is allowed and the failure
+//! logged (fail open), unless the layer was built with
+//! [`fail_closed`](RateLimitLayer::fail_closed), in which case the boxed
 //! [`LimiterError`](super::LimiterError) is returned.
 //!
 //! The check is asynchronous, so the inner service is moved into the response future: it
