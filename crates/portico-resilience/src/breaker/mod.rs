@@ -224,6 +224,18 @@ mod tests {
     }
 
     #[test]
+    fn breaker_permits_and_call_futures_cross_threads() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_sync<T: Send + Sync>() {}
+        assert_sync::<CircuitBreaker>();
+        assert_sync::<OwnedPermit>();
+        let clock = ManualClock::new();
+        let b = breaker(&clock, 1);
+        assert_send(&b.try_acquire().unwrap());
+        assert_send(&b.call(|| async { Ok::<_, std::io::Error>(()) }));
+    }
+
+    #[test]
     fn owned_permit_outlives_the_borrow() {
         let clock = ManualClock::new();
         let b = breaker(&clock, 1);
