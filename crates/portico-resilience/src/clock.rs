@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -72,6 +72,9 @@ struct ManualInner {
     elapsed: Mutex<Duration>,
     tx: watch::Sender<Duration>,
     pending: AtomicUsize,
+    /// Requested length of each waiting sleep, by sleep id.
+    waiting: Mutex<Vec<(u64, Duration)>>,
+    next_id: AtomicU64,
 }
 
 impl Default for ManualClock {
@@ -91,6 +94,8 @@ impl ManualClock {
                 elapsed: Mutex::new(Duration::ZERO),
                 tx,
                 pending: AtomicUsize::new(0),
+                waiting: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(0),
             }),
         }
     }
@@ -119,6 +124,15 @@ impl ManualClock {
     pub fn pending_sleeps(&self) -> usize {
         self.inner.pending.load(Ordering::SeqCst)
     }
+
+    /// The requested lengths of the sleeps currently waiting, oldest first.
+    ///
+    /// Lets a test tell a retry backoff (`1s`) from a per-attempt timeout (`15s`) that is
+    /// pending at the same time, and advance by exactly the wait the code asked for.
+    pub fn pending_sleep_durations(&self) -> Vec<Duration> {
+        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.iter().map(|(_, d)| *d).collect()
+    }
 }
 
 impl Clock for ManualClock {
@@ -133,7 +147,7 @@ impl Clock for ManualClock {
     fn sleep(&self, duration: Duration) -> Sleep {
         let deadline = self.elapsed() + duration;
         let mut rx = self.inner.tx.subscribe();
-        let guard = PendingGuard::new(self.inner.clone());
+        let guard = PendingGuard::new(self.inner.clone(), duration);
         Box::pin(async move {
             let _guard = guard;
             loop {
@@ -150,18 +164,32 @@ impl Clock for ManualClock {
 }
 
 /// Counts a sleep as pending from its creation until it completes or is dropped.
-struct PendingGuard(Arc<ManualInner>);
+struct PendingGuard {
+    inner: Arc<ManualInner>,
+    id: u64,
+}
 
 impl PendingGuard {
-    fn new(inner: Arc<ManualInner>) -> Self {
+    fn new(inner: Arc<ManualInner>, duration: Duration) -> Self {
+        let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
+        inner
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, duration));
         inner.pending.fetch_add(1, Ordering::SeqCst);
-        Self(inner)
+        Self { inner, id }
     }
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.0.pending.fetch_sub(1, Ordering::SeqCst);
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| *id != self.id);
+        self.inner.pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -177,12 +205,17 @@ mod tests {
         while clock.pending_sleeps() == 0 {
             tokio::task::yield_now().await;
         }
+        assert_eq!(
+            clock.pending_sleep_durations(),
+            vec![Duration::from_secs(5)]
+        );
         clock.advance(Duration::from_secs(4));
         tokio::task::yield_now().await;
         assert!(!handle.is_finished());
         clock.advance(Duration::from_secs(1));
         handle.await.expect("sleep task");
         assert_eq!(clock.pending_sleeps(), 0);
+        assert!(clock.pending_sleep_durations().is_empty());
     }
 
     #[test]

@@ -16,10 +16,13 @@
 //! - [`ratelimit`]: keyed GCRA rate limiter behind a `RateLimiter` trait.
 //! - [`fallback`]: the fallback combinator.
 //! - [`policy`]: the per-upstream policy and the seed 001 presets.
+//! - `client` (feature `http`): the resilient HTTP client for upstreams.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod bulkhead;
+#[cfg(feature = "http")]
+pub mod client;
 pub mod clock;
 pub mod error;
 pub mod fallback;

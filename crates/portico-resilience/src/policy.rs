@@ -39,7 +39,10 @@ impl UpstreamPolicy {
             return Err(ConfigError::new("timeout", "must be greater than 0"));
         }
         if recovery_timeout.is_zero() {
-            return Err(ConfigError::new("recovery_timeout", "must be greater than 0"));
+            return Err(ConfigError::new(
+                "recovery_timeout",
+                "must be greater than 0",
+            ));
         }
         Ok(Self {
             max_attempts,
@@ -133,7 +136,10 @@ mod tests {
         assert_eq!(billing.timeout, Duration::from_secs(5));
         assert_eq!(billing.failure_threshold.get(), 10);
         assert_eq!(billing.recovery_timeout, Duration::from_secs(30));
-        assert_eq!(Preset::Git.policy().recovery_timeout, Duration::from_secs(90));
+        assert_eq!(
+            Preset::Git.policy().recovery_timeout,
+            Duration::from_secs(90)
+        );
         assert_eq!(Preset::Filesystem.policy().timeout, Duration::from_secs(20));
     }
 
@@ -145,8 +151,8 @@ mod tests {
 
     #[test]
     fn zero_threshold_is_refused() {
-        let err = UpstreamPolicy::new(3, Duration::from_secs(1), 0, Duration::from_secs(1))
-            .unwrap_err();
+        let err =
+            UpstreamPolicy::new(3, Duration::from_secs(1), 0, Duration::from_secs(1)).unwrap_err();
         assert_eq!(err.field, "failure_threshold");
     }
 }

@@ -231,6 +231,28 @@ impl RetryPolicy {
         .await
     }
 
+    /// Like [`RetryPolicy::run`], but no wait is started that would end at or past
+    /// `deadline` (the call gives up with [`GiveUp::DeadlineExceeded`]). Unlike
+    /// [`RetryPolicy::run_until`], the attempts are not cut off here: `op` bounds each attempt
+    /// itself (with [`Deadline::attempt_timeout`]), for callers that must see the timeout
+    /// inside the attempt — a circuit breaker permit has to record it as a failure.
+    pub async fn run_within<T, E, C, O, F, Fut>(
+        &self,
+        deadline: &Deadline,
+        classify: C,
+        observer: &O,
+        op: F,
+    ) -> Result<T, E>
+    where
+        C: Fn(&Result<T, E>) -> RetryDecision,
+        O: RetryObserver<T, E> + ?Sized,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run_inner(deadline.clock(), Some(deadline), classify, observer, op)
+            .await
+    }
+
     async fn run_inner<T, E, C, O, F, Fut>(
         &self,
         clock: &SharedClock,
