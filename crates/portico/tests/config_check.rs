@@ -288,3 +288,15 @@ fn the_documented_example_passes() {
     );
     assert_eq!(out.code, Some(0), "{out:?}");
 }
+
+#[test]
+fn the_readme_example_file_passes() {
+    let scratch = Scratch::new();
+    let out = check(
+        &scratch,
+        include_str!("../../../docs/examples/portico.toml"),
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("(4 upstreams, 0 routes)"), "{out:?}");
+}

@@ -8,6 +8,7 @@
 mod metrics;
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing_subscriber::EnvFilter;
@@ -88,8 +89,10 @@ pub fn init_tracing(format: LogFormat, default_filter: &str) -> Result<(), Telem
         filter: filter_text.clone(),
         reason: e.to_string(),
     })?;
+    // Colours only for a person at a terminal, never into files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
