@@ -5,11 +5,10 @@
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Once};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use portico_resilience::breaker::{
@@ -20,6 +19,9 @@ use portico_resilience::{BoxError, CircuitOpen, ManualClock, ResilienceError};
 use proptest::prelude::*;
 use tokio::sync::broadcast::error::TryRecvError;
 use tower::{Layer, ServiceExt, service_fn};
+
+mod support;
+use support::logs_of;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -375,47 +377,6 @@ fn snapshot_carries_status_fields() {
 }
 
 // === logs ===
-
-// A thread-local (`with_default`) subscriber is not reliable while other tests run in
-// parallel: tracing caches each call site's interest globally, and a site first reached on
-// another thread can be cached as disabled. So one global subscriber is installed, and its
-// writer keeps only the output of threads that asked for it.
-
-thread_local! {
-    static CAPTURE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
-}
-
-struct ThreadWriter;
-
-impl io::Write for ThreadWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        CAPTURE.with_borrow_mut(|c| {
-            if let Some(c) = c {
-                c.extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs_of(run: impl FnOnce()) -> String {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(|| ThreadWriter)
-            .init();
-    });
-    tracing::callsite::rebuild_interest_cache();
-    CAPTURE.with_borrow_mut(|c| *c = Some(Vec::new()));
-    run();
-    let captured = CAPTURE.with_borrow_mut(Option::take).unwrap();
-    String::from_utf8(captured).unwrap()
-}
 
 #[test]
 fn logs_use_seed_001_text() {

@@ -3,11 +3,10 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode};
 use portico_resilience::breaker::State;
@@ -15,8 +14,9 @@ use portico_resilience::client::{ClientError, UpstreamClient};
 use portico_resilience::{ManualClock, Preset, UpstreamPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
+
+mod support;
+use support::{advance_when_sleeping, capture_logs, take_messages, until};
 
 // === the upstream ===
 
@@ -121,90 +121,6 @@ impl Upstream {
     }
 }
 
-// === log capture ===
-
-// One global subscriber for the whole test binary, writing into the sink of the thread that
-// asked for it: per-thread `set_default` subscribers race with tracing's per-call-site cache
-// when tests run in parallel. Each test runs on its own current-thread runtime, so everything
-// it logs happens on its thread.
-thread_local! {
-    static SINK: RefCell<Option<Vec<(tracing::Level, String)>>> = const { RefCell::new(None) };
-}
-
-struct Message(String);
-
-impl Visit for Message {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-}
-
-struct ThreadSink;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ThreadSink {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        SINK.with_borrow_mut(|sink| {
-            if let Some(sink) = sink {
-                let mut message = Message(String::new());
-                event.record(&mut message);
-                sink.push((*event.metadata().level(), message.0));
-            }
-        });
-    }
-}
-
-/// The lines logged on this thread from now on.
-struct Lines;
-
-impl Lines {
-    /// Messages at INFO or above since the last take (what an operator sees by default).
-    fn take(&self) -> Vec<String> {
-        self.take_at(tracing::Level::INFO)
-    }
-
-    /// Messages at `level` or above since the last take.
-    fn take_at(&self, level: tracing::Level) -> Vec<String> {
-        SINK.with_borrow_mut(|sink| std::mem::take(sink.get_or_insert_with(Vec::new)))
-            .into_iter()
-            .filter(|(l, _)| *l <= level)
-            .map(|(_, m)| m)
-            .collect()
-    }
-}
-
-fn capture() -> (Lines, ()) {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(ThreadSink))
-            .expect("no other global subscriber in this test binary");
-    });
-    SINK.with_borrow_mut(|sink| *sink = Some(Vec::new()));
-    (Lines, ())
-}
-
-// === driving the clock ===
-
-/// Lets the other tasks run until `condition` holds, failing the test after 5 s of real time.
-async fn until(what: &str, condition: impl Fn() -> bool) {
-    let give_up = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < give_up, "still waiting for {what}");
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Waits until the code under test sleeps for exactly `wait` on the manual clock, then lets
-/// that time pass.
-async fn advance_when_sleeping(clock: &ManualClock, wait: Duration) {
-    until(&format!("a sleep of {wait:?}"), || {
-        clock.pending_sleep_durations().contains(&wait)
-    })
-    .await;
-    clock.advance(wait);
-}
-
 fn chroma(url: &str, clock: &ManualClock) -> UpstreamClient {
     UpstreamClient::builder("Chroma Server", url)
         .preset(Preset::Chroma)
@@ -225,7 +141,7 @@ fn post_query(
 
 #[tokio::test]
 async fn transient_connection_failure_is_retried_after_1s_as_seed_001_logs() {
-    let (lines, _guard) = capture();
+    capture_logs();
     let clock = ManualClock::new();
     // A port with nothing listening: the first attempt is refused.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -245,7 +161,7 @@ async fn transient_connection_failure_is_retried_after_1s_as_seed_001_logs() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(upstream.requests(), 1);
     assert_eq!(
-        lines.take(),
+        take_messages(tracing::Level::INFO),
         [
             "[Chroma Server] POST /query (attempt 1/3)",
             "[Chroma Server] Connection failed on attempt 1/3: Connection refused",
@@ -261,7 +177,7 @@ async fn transient_connection_failure_is_retried_after_1s_as_seed_001_logs() {
 
 #[tokio::test]
 async fn cascading_failure_opens_the_circuit_then_rejects_then_recovers() {
-    let (lines, _guard) = capture();
+    capture_logs();
     let clock = ManualClock::new();
     let upstream = Upstream::start(vec![Reply::Status(500, "boom")]).await;
     let client = chroma(&upstream.url(), &clock);
@@ -273,7 +189,7 @@ async fn cascading_failure_opens_the_circuit_then_rejects_then_recovers() {
     let response = call.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
-        lines.take(),
+        take_messages(tracing::Level::INFO),
         [
             "[Chroma Server] POST /query (attempt 1/3)",
             "[Chroma Server] Server error 500 on attempt 1/3",
@@ -294,7 +210,7 @@ async fn cascading_failure_opens_the_circuit_then_rejects_then_recovers() {
     let response = call.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
-        lines.take(),
+        take_messages(tracing::Level::INFO),
         [
             "[Chroma Server] POST /query (attempt 1/3)",
             "[Chroma Server] Server error 500 on attempt 1/3",
@@ -317,8 +233,7 @@ async fn cascading_failure_opens_the_circuit_then_rejects_then_recovers() {
     assert_eq!(upstream.requests(), 5);
     // Logged at DEBUG so that an open circuit under load does not flood the log.
     assert_eq!(
-        lines
-            .take_at(tracing::Level::DEBUG)
+        take_messages(tracing::Level::DEBUG)
             .into_iter()
             .filter(|l| l.contains("Circuit breaker"))
             .collect::<Vec<_>>(),
@@ -331,7 +246,7 @@ async fn cascading_failure_opens_the_circuit_then_rejects_then_recovers() {
     let response = client.get("/health").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
-        lines.take(),
+        take_messages(tracing::Level::INFO),
         [
             "[Chroma Server] Circuit breaker entering HALF_OPEN state",
             "[Chroma Server] GET /health (attempt 1/3)",
@@ -345,7 +260,7 @@ async fn cascading_failure_opens_the_circuit_then_rejects_then_recovers() {
 
 #[tokio::test]
 async fn hung_attempt_times_out_counts_as_failure_and_is_retried() {
-    let (lines, _guard) = capture();
+    capture_logs();
     let clock = ManualClock::new();
     let upstream = Upstream::start(vec![Reply::Hang, Reply::Status(200, "ok")]).await;
     let client = chroma(&upstream.url(), &clock);
@@ -363,7 +278,7 @@ async fn hung_attempt_times_out_counts_as_failure_and_is_retried() {
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
-        lines.take(),
+        take_messages(tracing::Level::INFO),
         [
             "[Chroma Server] GET /slow (attempt 1/3)",
             "[Chroma Server] Timeout on attempt 1/3 after 15s",

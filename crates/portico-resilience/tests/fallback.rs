@@ -1,10 +1,8 @@
 //! Fallback: the plain combinators and the tower layer, alone and over a timeout.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use portico_resilience::fallback::{FallbackLayer, RejectedResponse, fallback, fallback_when};
@@ -12,22 +10,8 @@ use portico_resilience::timeout::TimeoutLayer;
 use portico_resilience::{BoxError, ManualClock, TimeoutElapsed};
 use tower::{ServiceBuilder, ServiceExt as _};
 
-/// Polls `fut` to completion, moving `clock` on by `step` whenever something sleeps on it.
-async fn drive<F: Future>(clock: &ManualClock, step: Duration, fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..1_000_000 {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let Poll::Ready(output) = polled {
-            return output;
-        }
-        if clock.pending_sleeps() > 0 {
-            clock.advance(step);
-        } else {
-            tokio::task::yield_now().await;
-        }
-    }
-    panic!("future did not finish");
-}
+mod support;
+use support::drive;
 
 #[tokio::test]
 async fn fallback_replaces_error() {

@@ -2,7 +2,6 @@
 //! observer's view of a call, the logging observer and the tower layer — on a manual clock.
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,22 +17,8 @@ use portico_resilience::{BoxError, ManualClock, SharedClock};
 use proptest::prelude::*;
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 
-/// Polls `fut` to completion, moving `clock` on by `step` whenever something sleeps on it.
-async fn drive<F: Future>(clock: &ManualClock, step: Duration, fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..1_000_000 {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let Poll::Ready(output) = polled {
-            return output;
-        }
-        if clock.pending_sleeps() > 0 {
-            clock.advance(step);
-        } else {
-            tokio::task::yield_now().await;
-        }
-    }
-    panic!("future did not finish");
-}
+mod support;
+use support::drive;
 
 const STEP: Duration = Duration::from_millis(250);
 

@@ -2,9 +2,7 @@
 //! attempts, and the tower layer — on a manual clock.
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::sync::Mutex;
-use std::task::Poll;
 use std::time::Duration;
 
 use portico_resilience::retry::{self, Attempt, GiveUp, RetryObserver, RetryPolicy};
@@ -12,22 +10,8 @@ use portico_resilience::timeout::{Deadline, TimeoutLayer, timeout};
 use portico_resilience::{BoxError, ManualClock, TimeoutElapsed};
 use tower::{ServiceBuilder, ServiceExt as _};
 
-/// Polls `fut` to completion, moving `clock` on by `step` whenever something sleeps on it.
-async fn drive<F: Future>(clock: &ManualClock, step: Duration, fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..1_000_000 {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let Poll::Ready(output) = polled {
-            return output;
-        }
-        if clock.pending_sleeps() > 0 {
-            clock.advance(step);
-        } else {
-            tokio::task::yield_now().await;
-        }
-    }
-    panic!("future did not finish");
-}
+mod support;
+use support::drive;
 
 const STEP: Duration = Duration::from_millis(250);
 
