@@ -126,7 +126,8 @@ pub async fn serve(
             shutdown.wait().await;
             tracing::info!(
                 in_flight = in_flight.load(Ordering::SeqCst),
-                "draining: no new connections, waiting for in-flight requests"
+                "draining for up to {}: no new connections, waiting for in-flight requests",
+                humantime::format_duration(drain_timeout)
             );
         }
     };

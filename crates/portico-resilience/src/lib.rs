@@ -1,6 +1,6 @@
 //! Resilience for calls between services: circuit breaker, retry with backoff and budget,
 //! timeout and deadline, bulkhead, rate limiter and fallback — each a plain async API and a
-//! tower [`Layer`](tower::Layer), with time injected through a [`Clock`](clock::Clock).
+//! tower [`Layer`](tower::Layer), with time injected through a [`Clock`].
 //!
 //! The core has no HTTP dependency; the `http` feature adds a resilient HTTP client for
 //! upstream services built from these pieces (module `client`).

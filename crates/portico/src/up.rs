@@ -123,13 +123,8 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     metrics.spawn_upkeep(METRICS_UPKEEP, shutdown.clone());
-    let drain = config.server.drain_timeout;
-    let announcer = shutdown.clone();
-    tokio::spawn(async move {
-        announcer.wait().await;
-        tracing::info!("portico up: shutting down, draining requests for up to {drain:?}");
-    });
-    shutdown::serve(listener, app, shutdown, drain)
+    // shutdown::serve logs the signal, the drain and its deadline.
+    shutdown::serve(listener, app, shutdown, config.server.drain_timeout)
         .await
         .map_err(UpError::Serve)?;
     tracing::info!("portico up: stopped");

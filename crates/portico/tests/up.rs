@@ -145,13 +145,17 @@ fn sigterm_logs_the_shutdown_and_exits_zero() {
         "{:?}",
         signalled.elapsed()
     );
-    assert!(
-        server
-            .wait_for_line(|l| l.contains("portico up: shutting down"))
-            .is_some(),
-        "{:?}",
-        server.output()
-    );
+    for line in [
+        "received SIGTERM",
+        "draining for up to 5s",
+        "portico up: stopped",
+    ] {
+        assert!(
+            server.wait_for_line(|l| l.contains(line)).is_some(),
+            "no {line:?} in {:?}",
+            server.output()
+        );
+    }
 }
 
 #[test]
