@@ -1,0 +1,19 @@
+//! Portico's auth component: accounts and passwords, sessions with rotating refresh tokens,
+//! asymmetric JWT access tokens published as a JWKS, API keys, service (client-credentials)
+//! tokens, and roles mapped to permissions — stored through sqlx in SQLite or PostgreSQL.
+//!
+//! # Layout
+//! - [`store`]: the database: one set of migrations for SQLite and PostgreSQL, and the
+//!   records (users, credentials, roles, sessions and refresh tokens, API keys, signing
+//!   keys, OAuth states, audit events).
+//! - [`password`]: argon2id hashing off the async runtime, with bounded concurrency.
+//! - [`keys`]: Ed25519 signing keys, their `kid`, and the JWKS.
+//! - [`token`]: access-token claims, signing and verification.
+//! - [`secret`]: opaque secrets (refresh tokens, API keys) and their stored hashes.
+#![forbid(unsafe_code)]
+
+pub mod keys;
+pub mod password;
+pub mod secret;
+pub mod store;
+pub mod token;
