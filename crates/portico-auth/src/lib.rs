@@ -10,10 +10,14 @@
 //! - [`keys`]: Ed25519 signing keys, their `kid`, and the JWKS.
 //! - [`token`]: access-token claims, signing and verification.
 //! - [`secret`]: opaque secrets (refresh tokens, API keys) and their stored hashes.
+//! - [`rbac`]: roles → permissions, and permission checks with wildcards.
+//! - [`throttle`]: login throttling per account and per client address.
 #![forbid(unsafe_code)]
 
 pub mod keys;
 pub mod password;
+pub mod rbac;
 pub mod secret;
 pub mod store;
+pub mod throttle;
 pub mod token;
