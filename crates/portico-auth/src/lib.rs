@@ -10,6 +10,7 @@
 //! - [`keys`]: Ed25519 signing keys, their `kid`, and the JWKS.
 //! - [`token`]: access-token claims, signing and verification.
 //! - [`secret`]: opaque secrets (refresh tokens, API keys) and their stored hashes.
+//! - [`settings`]: the component's checked settings.
 //! - [`rbac`]: roles → permissions, and permission checks with wildcards.
 //! - [`throttle`]: login throttling per account and per client address.
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod password;
 pub mod rbac;
 pub mod secret;
+pub mod settings;
 pub mod store;
 pub mod throttle;
 pub mod token;
