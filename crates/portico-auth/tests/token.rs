@@ -528,8 +528,8 @@ fn jwks_has_the_rfc_8037_shape_with_current_key_first() {
 fn key_set_needs_a_current_key() {
     let f = Fixture::new();
     let mut records = f.records.clone();
-    records[0].retired_at = Some(0);
-    records[0].publish_until = Some(i64::MAX);
+    records[0].not_after = Some(f.now());
+    records[0].expires_at = Some(f.now() + Duration::from_secs(3600));
     assert!(KeySet::from_records(&records, f.now()).is_err());
     assert!(KeySet::from_records(&[], f.now()).is_err());
 }

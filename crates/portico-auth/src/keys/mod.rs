@@ -4,7 +4,8 @@
 //! A key's `kid` is its RFC 7638 JWK thumbprint (SHA-256 over the canonical public JWK,
 //! base64url), so anyone holding the JWKS can recompute it and no two keys share one.
 //! Private keys are kept as PKCS#8 DER (RFC 8410) in a [`KeyRecord`], the plain data the
-//! store persists; times in records are Unix seconds.
+//! store persists (field for field the store's `SigningKeyRecord`, with `alg` always
+//! `EdDSA`).
 //!
 //! # Layout
 //! - this module: [`SigningKey`] (generate, load, kid) and [`KeyRecord`].
@@ -12,7 +13,7 @@
 //! - [`rotation`]: [`rotate`] — pure functions that retire the signer and add a new one.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -65,23 +66,24 @@ pub struct KeyRecord {
     pub private_key: Vec<u8>,
     /// The 32-byte Ed25519 public key.
     pub public_key: Vec<u8>,
-    /// When the key was made (Unix seconds).
-    pub created_at: i64,
-    /// When the key stopped signing (Unix seconds); `None` while it is the current key.
-    pub retired_at: Option<i64>,
-    /// Until when the key stays in the JWKS (Unix seconds); `None` while it is current.
-    pub publish_until: Option<i64>,
+    /// When the key was made.
+    pub created_at: SystemTime,
+    /// When the key stopped signing; `None` while it is the current key.
+    pub not_after: Option<SystemTime>,
+    /// When the key leaves the JWKS (every token it signed has expired by then); `None`
+    /// while it is the current key.
+    pub expires_at: Option<SystemTime>,
 }
 
 impl KeyRecord {
     /// Whether the key still signs new tokens.
     pub fn is_current(&self) -> bool {
-        self.retired_at.is_none()
+        self.not_after.is_none()
     }
 
     /// Whether tokens signed by this key may still verify at `now`.
     pub fn is_published(&self, now: SystemTime) -> bool {
-        self.publish_until.is_none_or(|until| unix(now) < until)
+        self.expires_at.is_none_or(|until| now < until)
     }
 }
 
@@ -91,8 +93,8 @@ impl fmt::Debug for KeyRecord {
             .field("kid", &self.kid)
             .field("private_key", &"***")
             .field("created_at", &self.created_at)
-            .field("retired_at", &self.retired_at)
-            .field("publish_until", &self.publish_until)
+            .field("not_after", &self.not_after)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -184,9 +186,9 @@ impl SigningKey {
             kid: self.kid.clone(),
             private_key: self.pkcs8.clone(),
             public_key: self.public.to_vec(),
-            created_at: unix(now),
-            retired_at: None,
-            publish_until: None,
+            created_at: now,
+            not_after: None,
+            expires_at: None,
         }
     }
 }
@@ -207,12 +209,6 @@ pub fn thumbprint(public_key: &[u8; 32]) -> String {
         URL_SAFE_NO_PAD.encode(public_key)
     );
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// `t` as whole Unix seconds (0 before the epoch).
-pub(crate) fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{KeyError, KeyRecord, SigningKey, unix};
+use super::{KeyError, KeyRecord, SigningKey};
 
 /// Extra time a retired key stays published beyond the access-token lifetime: covers the
 /// verification leeway and clocks that disagree by a little.
@@ -19,7 +19,7 @@ pub const PUBLISH_GRACE: Duration = Duration::from_secs(60);
 pub struct Rotation {
     /// The new current key, to insert.
     pub new_key: KeyRecord,
-    /// The previously current key(s), now with `retired_at` and `publish_until` set, to update.
+    /// The previously current key(s), now with `not_after` and `expires_at` set, to update.
     pub retired: Vec<KeyRecord>,
     /// Kids of keys whose publication window has ended, to delete.
     pub expired: Vec<String>,
@@ -66,14 +66,13 @@ pub fn rotate_to(
     now: SystemTime,
     access_token_ttl: Duration,
 ) -> Rotation {
-    let at = unix(now);
-    let window = i64::try_from((access_token_ttl + PUBLISH_GRACE).as_secs()).unwrap_or(i64::MAX);
+    let window = access_token_ttl.saturating_add(PUBLISH_GRACE);
     let retired = records
         .iter()
         .filter(|r| r.is_current())
         .map(|r| KeyRecord {
-            retired_at: Some(at),
-            publish_until: Some(at.saturating_add(window)),
+            not_after: Some(now),
+            expires_at: Some(now.checked_add(window).unwrap_or(now)),
             ..r.clone()
         })
         .collect();
@@ -108,11 +107,8 @@ mod tests {
         assert_eq!(rotation.retired.len(), 1);
         let retired = &rotation.retired[0];
         assert_eq!(retired.kid, first.kid);
-        assert_eq!(retired.retired_at, Some(unix(t1)));
-        assert_eq!(
-            retired.publish_until,
-            Some(unix(t1) + 15 * 60 + PUBLISH_GRACE.as_secs() as i64)
-        );
+        assert_eq!(retired.not_after, Some(t1));
+        assert_eq!(retired.expires_at, Some(t1 + TTL + PUBLISH_GRACE));
         assert!(rotation.expired.is_empty());
 
         let after = rotation.apply(&records);

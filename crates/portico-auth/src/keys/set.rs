@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde_json::{Value, json};
 
-use super::{KeyError, KeyRecord, SigningKey, unix};
+use super::{KeyError, KeyRecord, SigningKey};
 
 /// The signer plus the published verification keys. Immutable: a rotation builds a new set
 /// from the updated records ([`KeySet::from_records`]).
@@ -28,8 +28,8 @@ struct PublishedKey {
     decoding: DecodingKey,
     /// The decoded point, ready for verification without per-token decompression.
     verifying: ed25519_dalek::VerifyingKey,
-    /// Unix seconds after which the key is no longer accepted; `None` for the signer.
-    publish_until: Option<i64>,
+    /// From when the key is no longer accepted; `None` for the signer.
+    expires_at: Option<SystemTime>,
 }
 
 impl KeySet {
@@ -47,7 +47,7 @@ impl KeySet {
     ///
     /// The signer is the newest current (unretired) record; should there be several — two
     /// instances that each generated a key on first start — the others stay published, so
-    /// their tokens keep verifying. Records past their `publish_until` are left out.
+    /// their tokens keep verifying. Records past their `expires_at` are left out.
     pub fn from_records(records: &[KeyRecord], now: SystemTime) -> Result<Self, KeyError> {
         let live: Vec<&KeyRecord> = records.iter().filter(|r| r.is_published(now)).collect();
         let current = live
@@ -73,7 +73,7 @@ impl KeySet {
             set.published.push(PublishedKey::of(
                 record.kid.clone(),
                 verifying,
-                record.publish_until,
+                record.expires_at,
             ));
         }
         Ok(set)
@@ -103,13 +103,13 @@ impl KeySet {
             .map(|k| &k.decoding)
     }
 
-    /// The verification key published under `kid` that is still accepted at `now` (Unix
-    /// seconds). A long-lived set thus stops accepting a retired key when its window ends,
-    /// even before the set is rebuilt.
+    /// The verification key published under `kid` that is still accepted at `now`. A
+    /// long-lived set thus stops accepting a retired key when its window ends, even before
+    /// the set is rebuilt.
     pub(crate) fn verifying_key_at(
         &self,
         kid: &str,
-        now: i64,
+        now: SystemTime,
     ) -> Option<&ed25519_dalek::VerifyingKey> {
         self.published
             .iter()
@@ -126,7 +126,6 @@ impl KeySet {
 
     /// [`KeySet::jwks`] without the keys whose window has ended by `now`.
     pub fn jwks_at(&self, now: SystemTime) -> Value {
-        let now = unix(now);
         jwks_of(self.published.iter().filter(|k| k.accepted_at(now)))
     }
 }
@@ -157,7 +156,11 @@ impl std::fmt::Debug for KeySet {
 }
 
 impl PublishedKey {
-    fn of(kid: String, verifying: ed25519_dalek::VerifyingKey, publish_until: Option<i64>) -> Self {
+    fn of(
+        kid: String,
+        verifying: ed25519_dalek::VerifyingKey,
+        expires_at: Option<SystemTime>,
+    ) -> Self {
         let public = verifying.as_bytes();
         Self {
             kid,
@@ -165,11 +168,11 @@ impl PublishedKey {
             // The raw 32 bytes are what jsonwebtoken's Ed25519 verifier reads.
             decoding: DecodingKey::from_ed_der(public),
             verifying,
-            publish_until,
+            expires_at,
         }
     }
 
-    fn accepted_at(&self, now: i64) -> bool {
-        self.publish_until.is_none_or(|until| now < until)
+    fn accepted_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|until| now < until)
     }
 }

@@ -128,7 +128,6 @@ impl TokenVerifier {
         token: &str,
         now: SystemTime,
     ) -> Result<AccessClaims, TokenError> {
-        let now = unix_seconds(now);
         if token.len() > MAX_TOKEN_BYTES {
             return Err(InvalidReason::Malformed.into());
         }
@@ -140,7 +139,7 @@ impl TokenVerifier {
         };
 
         let kid = check_header(header)?;
-        let Some(key) = keys.verifying_key_at(&kid, i64::try_from(now).unwrap_or(i64::MAX)) else {
+        let Some(key) = keys.verifying_key_at(&kid, now) else {
             return Err(TokenError::UnknownKid(kid));
         };
 
@@ -163,7 +162,7 @@ impl TokenVerifier {
             .map_err(|_| InvalidReason::Claims)?;
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| InvalidReason::Claims)?;
-        self.check_claims(&claims, now)?;
+        self.check_claims(&claims, unix_seconds(now))?;
         Ok(claims)
     }
 
