@@ -105,6 +105,31 @@ async fn default_store_is_a_sqlite_file_in_the_data_dir() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_opening_a_fresh_sqlite_file_at_once_all_succeed() {
+    // `portico up` and an admin command started together on an empty data directory.
+    for _ in 0..3 {
+        let dir =
+            std::env::temp_dir().join(format!("portico-store-race-{}", support::random_hex()));
+        let opening: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.clone();
+                tokio::spawn(async move { Store::open(None, &dir).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for task in opening {
+            stores.push(task.await.unwrap().unwrap());
+        }
+        let user = new_user(&stores[0], "race@example.com").await;
+        assert_eq!(stores[3].user_by_id(&user.id).await.unwrap(), Some(user));
+        for store in stores {
+            store.close().await;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn unreachable_database_is_unavailable_and_odd_urls_are_refused() {
     // Nothing listens on port 1.

@@ -28,6 +28,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an operation waits for a free connection before the store reports unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often SQLite migrations are tried before opening fails (see `Store::migrate`).
+const MIGRATE_ATTEMPTS: u32 = 3;
+
 /// The migrations, embedded in the binary: `(version, description, sql)`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
@@ -119,8 +122,20 @@ impl Store {
                 .map_err(StoreError::from_sqlx)?;
         }
         let migrator = Migrator::new(Embedded).await?;
-        migrator.run(&self.pool).await?;
-        Ok(())
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                // SQLite has no migration lock: two processes opening a fresh file at once
+                // both see migration 1 pending, and the slower one fails (its transaction
+                // rolled back) once the faster has committed. Another pass sees it applied.
+                Err(e) if self.backend == Backend::Sqlite && attempt < MIGRATE_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock at once
