@@ -3,6 +3,9 @@
 //! tokens, and roles mapped to permissions — stored through sqlx in SQLite or PostgreSQL.
 //!
 //! # Layout
+//! - [`api`]: the HTTP routes of DESIGN.md's Auth API and their JSON bodies.
+//! - [`service`]: register, login, refresh, logout, validate, me.
+//! - [`error`]: [`error::AuthError`], every failure and its envelope code.
 //! - [`store`]: the database: one set of migrations for SQLite and PostgreSQL, and the
 //!   records (users, credentials, roles, sessions and refresh tokens, API keys, signing
 //!   keys, OAuth states, audit events).
@@ -15,10 +18,13 @@
 //! - [`throttle`]: login throttling per account and per client address.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod error;
 pub mod keys;
 pub mod password;
 pub mod rbac;
 pub mod secret;
+pub mod service;
 pub mod settings;
 pub mod store;
 pub mod throttle;

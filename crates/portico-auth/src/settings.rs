@@ -43,9 +43,10 @@ impl AuthSettings {
             ]),
             clients: Vec::new(),
             redirect_allowlist: Vec::new(),
+            // One core is left to token validation, so a burst of logins cannot take its p99.
             password_hash_concurrency: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+                .map(|n| n.get().saturating_sub(1).max(1))
+                .unwrap_or(1),
         }
     }
 }

@@ -189,7 +189,11 @@ mod tests {
         t.succeeded("a@x");
         t.failed("a@x", "1.1.1.1");
         t.failed("a@x", "1.1.1.1");
-        assert_eq!(t.blocked("a@x", "3.3.3.3"), None, "count restarted at the success");
+        assert_eq!(
+            t.blocked("a@x", "3.3.3.3"),
+            None,
+            "count restarted at the success"
+        );
     }
 
     #[test]

@@ -1,0 +1,553 @@
+//! The auth component's use cases — register, login, refresh, logout, validate, me — on top
+//! of the store, the password hasher, the signing keys and the login throttle.
+//!
+//! HTTP lives in [`crate::api`]; this module speaks in requests and answers of
+//! [`crate::api::dto`] and fails with [`AuthError`].
+//!
+//! Revocation: access tokens carry their session id (`sid`). Validation refuses a token whose
+//! session was revoked (logout, refresh-token reuse). A revocation made by this process is
+//! seen at once; one made by another instance sharing the database within
+//! [`REVOCATION_RECHECK`], the time a "not revoked" answer is cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use portico_core::clock::SharedClock;
+
+use crate::api::dto::{
+    LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenResponse, UserView,
+    ValidateResponse,
+};
+use crate::error::AuthError;
+use crate::keys::{KeyRecord, KeySet, SigningKey};
+use crate::password::{PasswordHasher, check_policy};
+use crate::rbac;
+use crate::secret::{ApiKey, hash_secret, refresh_token, secret_matches};
+use crate::settings::{AuthSettings, USER_AUDIENCE};
+use crate::store::{
+    NewAuditEvent, NewUser, RotateOutcome, SigningKeyRecord, Store, StoreError, User, audit_kind,
+    normalize_email,
+};
+use crate::throttle::LoginThrottle;
+use crate::token::{AccessClaims, TokenError, TokenIssuer, TokenType, TokenVerifier};
+
+/// How long a "session not revoked" answer from the store is trusted.
+pub const REVOCATION_RECHECK: Duration = Duration::from_secs(2);
+
+/// The auth component, shared by its HTTP handlers.
+pub struct AuthService {
+    settings: AuthSettings,
+    store: Store,
+    clock: SharedClock,
+    keys: RwLock<Arc<KeySet>>,
+    issuer: TokenIssuer,
+    verifier: TokenVerifier,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    /// Session id → (when the store was asked, revoked?).
+    revocations: Mutex<HashMap<String, (SystemTime, bool)>>,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService")
+            .field("issuer", &self.settings.issuer)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// Loads (or, on first start, makes and stores) the signing key and returns the service.
+    pub async fn start(
+        settings: AuthSettings,
+        store: Store,
+        clock: SharedClock,
+    ) -> Result<Arc<Self>, AuthError> {
+        let keys = load_keys(&store, clock.system_now()).await?;
+        let mut audiences = vec![USER_AUDIENCE.to_owned()];
+        for client in &settings.clients {
+            audiences.extend(client.audiences.iter().cloned());
+        }
+        Ok(Arc::new(Self {
+            issuer: TokenIssuer::new(settings.issuer.clone(), settings.access_token_ttl),
+            verifier: TokenVerifier::new(settings.issuer.clone(), audiences),
+            hasher: PasswordHasher::new(settings.password_hash_concurrency.max(1)),
+            throttle: LoginThrottle::with_defaults(clock.clone()),
+            keys: RwLock::new(Arc::new(keys)),
+            revocations: Mutex::new(HashMap::new()),
+            settings,
+            store,
+            clock,
+        }))
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// The published verification keys as a JWKS document.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.key_set().jwks_at(self.clock.system_now())
+    }
+
+    /// `POST /auth/register`.
+    pub async fn register(&self, req: RegisterRequest) -> Result<TokenResponse, AuthError> {
+        let email = req.email.trim().to_owned();
+        check_email(&email)?;
+        if let Some(name) = &req.name
+            && name.chars().count() > 200
+        {
+            return Err(AuthError::field("name", "must be at most 200 characters"));
+        }
+        check_policy(&req.password, &email)
+            .map_err(|e| AuthError::field(e.field(), e.to_string()))?;
+        let hash = self.hasher.hash(&req.password).await.map_err(internal)?;
+        let now = self.clock.system_now();
+        let new = NewUser {
+            email: &email,
+            name: req.name.as_deref(),
+            password_hash: Some(&hash),
+            email_verified: false,
+        };
+        let user = self
+            .store
+            .create_user(&new, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => AuthError::AccountExists,
+                other => store_error(other),
+            })?;
+        self.store
+            .grant_role(&user.id, &self.settings.default_role, now)
+            .await
+            .map_err(store_error)?;
+        self.audit(audit_kind::USER_CREATED, Some(&user.id), None)
+            .await;
+        self.new_session(&user).await
+    }
+
+    /// `POST /auth/login`; `address` is the client's IP for throttling.
+    pub async fn login(
+        &self,
+        req: LoginRequest,
+        address: &str,
+    ) -> Result<TokenResponse, AuthError> {
+        let account = normalize_email(&req.email);
+        if let Some(retry_after) = self.throttle.blocked(&account, address) {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let user = self
+            .store
+            .user_by_email(&account)
+            .await
+            .map_err(store_error)?;
+        let stored = match &user {
+            Some(user) => self
+                .store
+                .password_hash(&user.id)
+                .await
+                .map_err(store_error)?,
+            None => None,
+        };
+        let verified = match (&user, stored) {
+            (Some(user), Some(hash)) => self
+                .hasher
+                .verify(&req.password, &hash)
+                .await
+                .map_err(internal)?
+                .then_some(user),
+            _ => {
+                // Same work as a wrong password, so the answer's timing says nothing.
+                self.hasher.verify_unknown_user(&req.password).await;
+                None
+            }
+        };
+        let Some(user) = verified else {
+            self.throttle.failed(&account, address);
+            let user_id = user.as_ref().map(|u| u.id.as_str());
+            self.audit(audit_kind::LOGIN_FAILED, user_id, Some(address))
+                .await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        self.throttle.succeeded(&account);
+        self.audit(audit_kind::LOGIN_SUCCEEDED, Some(&user.id), Some(address))
+            .await;
+        self.new_session(user).await
+    }
+
+    /// `POST /auth/refresh`: rotates the refresh token; a reused one revokes its session.
+    pub async fn refresh(&self, req: RefreshRequest) -> Result<TokenResponse, AuthError> {
+        let now = self.clock.system_now();
+        let next = refresh_token();
+        let outcome = self
+            .store
+            .rotate_refresh(
+                &hash_secret(&req.refresh_token),
+                &hash_secret(&next),
+                now + self.settings.refresh_token_ttl,
+                now,
+            )
+            .await
+            .map_err(store_error)?;
+        match outcome {
+            RotateOutcome::Rotated { session } => {
+                let user = self
+                    .store
+                    .user_by_id(&session.user_id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(|| AuthError::Revoked("account no longer exists".into()))?;
+                self.tokens(&user, &session.id, next).await
+            }
+            RotateOutcome::Reused {
+                session_id,
+                user_id,
+                ..
+            } => {
+                self.revoke(&session_id, "refresh token reused").await?;
+                tracing::warn!(session = %session_id, user = %user_id, "refresh token reused: session revoked");
+                self.audit(audit_kind::REFRESH_REUSED, Some(&user_id), None)
+                    .await;
+                Err(AuthError::Revoked("refresh token reused".into()))
+            }
+            RotateOutcome::Revoked { .. } => Err(AuthError::Revoked("session ended".into())),
+            RotateOutcome::Expired { .. } => Err(AuthError::Expired),
+            RotateOutcome::Unknown => Err(AuthError::InvalidToken("unknown refresh token".into())),
+        }
+    }
+
+    /// `POST /auth/logout`: ends the bearer's session (and the one of `refresh_token`, when
+    /// it is the same user's).
+    pub async fn logout(&self, bearer: &str, req: LogoutRequest) -> Result<(), AuthError> {
+        let claims = self.verify_access(bearer).await?;
+        if let Some(sid) = &claims.sid {
+            self.revoke(sid, "logout").await?;
+        }
+        if let Some(refresh) = &req.refresh_token {
+            let session = self
+                .store
+                .session_by_refresh_hash(&hash_secret(refresh))
+                .await
+                .map_err(store_error)?;
+            if let Some(session) = session.filter(|s| s.user_id == claims.sub) {
+                self.revoke(&session.id, "logout").await?;
+            }
+        }
+        self.audit(audit_kind::LOGOUT, Some(&claims.sub), None)
+            .await;
+        Ok(())
+    }
+
+    /// `POST /auth/validate`: an access token, service token or API key.
+    pub async fn validate(&self, token: &str) -> Result<ValidateResponse, AuthError> {
+        if let Some((prefix, full)) = ApiKey::parse(token) {
+            return self.validate_api_key(prefix, full).await;
+        }
+        let claims = self.verify_access(token).await?;
+        Ok(ValidateResponse {
+            valid: true,
+            user_id: claims.sub.clone(),
+            email: claims.email.clone().unwrap_or_default(),
+            permissions: claims.permissions.clone(),
+            roles: claims.roles.clone(),
+            token_type: claims.token_type.as_str().to_owned(),
+            expires_at: Some(rfc3339(claims.expires_at())),
+        })
+    }
+
+    /// `GET /auth/me`.
+    pub async fn me(&self, bearer: &str) -> Result<UserView, AuthError> {
+        let claims = self.verify_access(bearer).await?;
+        if claims.token_type != TokenType::User {
+            return Err(AuthError::Forbidden("not a user token".into()));
+        }
+        let user = self
+            .store
+            .user_by_id(&claims.sub)
+            .await
+            .map_err(store_error)?
+            .ok_or(AuthError::NotFound)?;
+        self.user_view(&user).await
+    }
+
+    // === tokens and sessions ===
+
+    async fn new_session(&self, user: &User) -> Result<TokenResponse, AuthError> {
+        let now = self.clock.system_now();
+        let refresh = refresh_token();
+        let session = self
+            .store
+            .create_session(
+                &user.id,
+                &hash_secret(&refresh),
+                now + self.settings.refresh_token_ttl,
+                now,
+            )
+            .await
+            .map_err(store_error)?;
+        self.tokens(user, &session.id, refresh).await
+    }
+
+    async fn tokens(
+        &self,
+        user: &User,
+        session_id: &str,
+        refresh: String,
+    ) -> Result<TokenResponse, AuthError> {
+        let view = self.user_view(user).await?;
+        let claims = AccessClaims {
+            email: Some(user.email.clone()),
+            permissions: view.permissions.clone(),
+            roles: view.roles.clone(),
+            sid: Some(session_id.to_owned()),
+            ..self.issuer.claims(
+                &user.id,
+                TokenType::User,
+                vec![USER_AUDIENCE.to_owned()],
+                self.clock.system_now(),
+            )
+        };
+        let access_token = self
+            .issuer
+            .issue(&self.key_set(), &claims)
+            .map_err(internal)?;
+        Ok(TokenResponse {
+            user: view,
+            access_token,
+            refresh_token: refresh,
+            token_type: "Bearer".into(),
+            expires_in: self.settings.access_token_ttl.as_secs(),
+        })
+    }
+
+    async fn user_view(&self, user: &User) -> Result<UserView, AuthError> {
+        let roles = self.store.roles_of(&user.id).await.map_err(store_error)?;
+        let permissions = self
+            .settings
+            .roles
+            .permissions_for(roles.iter().map(String::as_str));
+        Ok(UserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            roles,
+            permissions,
+            created_at: rfc3339(user.created_at),
+        })
+    }
+
+    /// Verifies an access token and refuses it if its session was revoked.
+    async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let now = self.clock.system_now();
+        let claims = match self.verifier.verify(&self.key_set(), token, now) {
+            Err(TokenError::UnknownKid(_)) => {
+                // A key rotated by another instance or the admin CLI: reload once.
+                let keys = Arc::new(load_keys(&self.store, now).await?);
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys.clone();
+                self.verifier.verify(&keys, token, now)
+            }
+            other => other,
+        }
+        .map_err(|e| match e {
+            TokenError::Expired => AuthError::Expired,
+            other => AuthError::InvalidToken(other.to_string()),
+        })?;
+        if let Some(sid) = &claims.sid
+            && self.is_revoked(sid).await?
+        {
+            return Err(AuthError::Revoked("session ended".into()));
+        }
+        Ok(claims)
+    }
+
+    async fn validate_api_key(
+        &self,
+        prefix: &str,
+        full: &str,
+    ) -> Result<ValidateResponse, AuthError> {
+        let record = self
+            .store
+            .api_key_by_prefix(prefix)
+            .await
+            .map_err(store_error)?
+            .filter(|r| secret_matches(full, &r.secret_hash))
+            .ok_or_else(|| AuthError::InvalidToken("unknown API key".into()))?;
+        let key = record.info;
+        let now = self.clock.system_now();
+        if key.revoked_at.is_some() {
+            return Err(AuthError::Revoked("API key deleted".into()));
+        }
+        if key.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthError::Expired);
+        }
+        let user = self
+            .store
+            .user_by_id(&key.user_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| AuthError::Revoked("account no longer exists".into()))?;
+        let view = self.user_view(&user).await?;
+        // A key never grants more than its owner has.
+        let permissions = key
+            .permissions
+            .iter()
+            .filter(|p| rbac::permits(&view.permissions, p))
+            .cloned()
+            .collect();
+        Ok(ValidateResponse {
+            valid: true,
+            user_id: user.id,
+            email: user.email,
+            permissions,
+            roles: view.roles,
+            token_type: "api_key".into(),
+            expires_at: key.expires_at.map(rfc3339),
+        })
+    }
+
+    async fn is_revoked(&self, sid: &str) -> Result<bool, AuthError> {
+        let now = self.clock.system_now();
+        if let Some((checked, revoked)) = self.revocations().get(sid).copied()
+            && (revoked || now.duration_since(checked).unwrap_or_default() < REVOCATION_RECHECK)
+        {
+            return Ok(revoked);
+        }
+        let revoked = self
+            .store
+            .is_session_revoked(sid)
+            .await
+            .map_err(store_error)?;
+        let mut cache = self.revocations();
+        if cache.len() > 100_000 {
+            // Bounded: forget the oldest answers (revoked sessions are in the store anyway).
+            cache.retain(|_, (checked, _)| {
+                now.duration_since(*checked).unwrap_or_default() < self.settings.access_token_ttl
+            });
+        }
+        cache.insert(sid.to_owned(), (now, revoked));
+        Ok(revoked)
+    }
+
+    async fn revoke(&self, sid: &str, reason: &str) -> Result<(), AuthError> {
+        let now = self.clock.system_now();
+        self.store
+            .revoke_session(sid, reason, now)
+            .await
+            .map_err(store_error)?;
+        self.revocations().insert(sid.to_owned(), (now, true));
+        Ok(())
+    }
+
+    fn revocations(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SystemTime, bool)>> {
+        self.revocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn key_set(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Appends an audit event; a failure is logged, never fatal to the request.
+    async fn audit(&self, kind: &str, user_id: Option<&str>, ip: Option<&str>) {
+        let event = NewAuditEvent {
+            kind,
+            user_id,
+            actor: None,
+            ip,
+            detail: serde_json::Value::Object(Default::default()),
+        };
+        if let Err(e) = self
+            .store
+            .append_audit(&event, self.clock.system_now())
+            .await
+        {
+            tracing::warn!(error = %e, kind, "could not write audit event");
+        }
+    }
+}
+
+/// The published keys; on first start a new key is made and stored (once, even when several
+/// instances start together).
+async fn load_keys(store: &Store, now: SystemTime) -> Result<KeySet, AuthError> {
+    let mut records = store
+        .published_signing_keys(now)
+        .await
+        .map_err(store_error)?;
+    if !records.iter().any(|r| r.not_after.is_none_or(|t| t > now)) {
+        let key = SigningKey::generate().map_err(internal)?;
+        store
+            .insert_first_signing_key(&to_store(key.to_record(now)))
+            .await
+            .map_err(store_error)?;
+        tracing::info!(kid = key.kid(), "generated the first signing key");
+        records = store
+            .published_signing_keys(now)
+            .await
+            .map_err(store_error)?;
+    }
+    let records: Vec<KeyRecord> = records.into_iter().map(from_store).collect();
+    KeySet::from_records(&records, now).map_err(internal)
+}
+
+fn to_store(r: KeyRecord) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: r.kid,
+        alg: "EdDSA".into(),
+        private_key: r.private_key,
+        public_key: r.public_key,
+        created_at: r.created_at,
+        not_after: r.not_after,
+        expires_at: r.expires_at,
+    }
+}
+
+fn from_store(r: SigningKeyRecord) -> KeyRecord {
+    KeyRecord {
+        kid: r.kid,
+        private_key: r.private_key,
+        public_key: r.public_key,
+        created_at: r.created_at,
+        not_after: r.not_after,
+        expires_at: r.expires_at,
+    }
+}
+
+fn check_email(email: &str) -> Result<(), AuthError> {
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(())
+    } else {
+        Err(AuthError::field("email", "must be an email address"))
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn store_error(e: StoreError) -> AuthError {
+    match e {
+        StoreError::NotFound => AuthError::NotFound,
+        StoreError::Unavailable(_) => AuthError::StoreUnavailable,
+        StoreError::Conflict(what) => AuthError::Internal(format!("unexpected conflict on {what}")),
+        other => AuthError::Internal(format!("{other}: {:?}", std::error::Error::source(&other))),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AuthError {
+    AuthError::Internal(e.to_string())
+}
