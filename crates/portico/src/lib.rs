@@ -10,6 +10,7 @@
 //! - [`cli`]: the clap definition of every command.
 //! - [`config`]: loading `portico.toml` + `PORTICO_*` overrides into a checked [`config::Config`].
 //! - [`up`]: `portico up`, the all-in-one server.
+//! - [`auth`]: the auth component as `up` runs it (store, settings, health check).
 //! - [`status`]: `/status/services`, the circuit state of every upstream.
 //! - [`error`]: [`CliError`] and the exit codes.
 //!
@@ -23,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use portico_core::clock::SystemClock;
 use portico_core::error::{envelope_layer, fallback_not_found};
 use portico_core::health::{CheckResult, HealthCheck, HealthRegistry};
 use portico_core::request_id::RequestIdLayer;
@@ -72,6 +73,9 @@ pub enum UpError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(io::Error),
+    /// The auth component (database, signing keys) could not start.
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthStartError),
 }
 
 /// Runs `portico up` until a shutdown signal; blocks the calling thread.
@@ -112,7 +116,8 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     health.register(std::sync::Arc::new(DataDirCheck {
         path: data_dir.clone(),
     }));
-    let app = router(&config, health, &metrics);
+    let auth = crate::auth::start(&config, SystemClock::shared(), &health).await?;
+    let app = router(&config, health, &metrics, portico_auth::api::router(auth));
 
     // Shown absolute so the operator knows exactly where the store and keys are.
     let shown_dir = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
@@ -131,13 +136,20 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     Ok(())
 }
 
-/// The public router of `portico up`, with the whole tower stack.
-pub fn router(config: &Config, health: HealthRegistry, metrics: &Metrics) -> Router {
+/// The public router of `portico up`: the operational endpoints and the `components`'
+/// routes (auth so far), inside the whole tower stack.
+pub fn router(
+    config: &Config,
+    health: HealthRegistry,
+    metrics: &Metrics,
+    components: Router,
+) -> Router {
     let max_body = usize::try_from(config.server.max_body.as_u64()).unwrap_or(usize::MAX);
     let status = ServiceStatus::new(config);
     portico_core::health::routes(health)
         .merge(metrics.routes())
         .merge(status.routes())
+        .merge(components)
         .fallback(fallback_not_found)
         // Outermost last: request id → metrics → envelope → body limit → handler.
         .layer(DefaultBodyLimit::max(max_body))

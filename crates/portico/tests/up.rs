@@ -234,3 +234,59 @@ fn an_invalid_log_filter_is_a_usage_error() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("--log-level"), "{}", out.stderr);
 }
+
+#[test]
+fn auth_is_served_under_slash_auth_with_a_sqlite_store_in_the_data_dir() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "portico.toml",
+        "[server]\ndata_dir = \"data\"\n\n[roles.user]\npermissions = [\"etl.access\"]\n",
+    );
+    let server = Server::start(scratch.path(), &[], &[]);
+    let json = [("Content-Type", "application/json")];
+    let registered = request(
+        server.addr,
+        "POST",
+        "/auth/register",
+        &json,
+        br#"{"email":"ada@example.com","password":"correct horse","name":"Ada"}"#,
+    );
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let access = registered.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let validated = request(
+        server.addr,
+        "POST",
+        "/auth/validate",
+        &json,
+        format!(r#"{{"token":"{access}"}}"#).as_bytes(),
+    );
+    assert_eq!(validated.status, 200, "{}", validated.body);
+    let body = validated.json();
+    assert_eq!(body["email"], "ada@example.com");
+    assert_eq!(body["token_type"], "user");
+    assert_eq!(body["permissions"], serde_json::json!(["etl.access"]));
+
+    let wrong = request(
+        server.addr,
+        "POST",
+        "/auth/login",
+        &json,
+        br#"{"email":"ada@example.com","password":"wrong password"}"#,
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"]["code"], "AUTH_005");
+    assert_eq!(
+        wrong.json()["error"]["trace_id"].as_str(),
+        wrong.header("x-request-id")
+    );
+
+    let jwks = server.get("/.well-known/jwks.json", &[]);
+    assert_eq!(jwks.json()["keys"][0]["crv"], "Ed25519");
+    let health = server.get("/health", &[]).json();
+    assert_eq!(health["checks"]["database"]["status"], "healthy");
+    assert!(scratch.path().join("data/portico.db").exists());
+}
