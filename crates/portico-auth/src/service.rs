@@ -16,18 +16,18 @@ use std::time::{Duration, SystemTime};
 use portico_core::clock::SharedClock;
 
 use crate::api::dto::{
-    LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenResponse, UserView,
-    ValidateResponse,
+    ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, LoginRequest, LogoutRequest, RefreshRequest,
+    RegisterRequest, ServiceTokenResponse, TokenResponse, UserView, ValidateResponse,
 };
 use crate::error::AuthError;
 use crate::keys::{KeyRecord, KeySet, SigningKey};
 use crate::password::{PasswordHasher, check_policy};
 use crate::rbac;
-use crate::secret::{ApiKey, hash_secret, refresh_token, secret_matches};
+use crate::secret::{ApiKey, hash_secret, hashes_match, refresh_token, secret_matches};
 use crate::settings::{AuthSettings, USER_AUDIENCE};
 use crate::store::{
-    NewAuditEvent, NewUser, RotateOutcome, SigningKeyRecord, Store, StoreError, User, audit_kind,
-    normalize_email,
+    ApiKeyInfo, NewApiKey, NewAuditEvent, NewUser, RotateOutcome, SigningKeyRecord, Store,
+    StoreError, User, audit_kind, normalize_email,
 };
 use crate::throttle::LoginThrottle;
 use crate::token::{AccessClaims, TokenError, TokenIssuer, TokenType, TokenVerifier};
@@ -260,10 +260,7 @@ impl AuthService {
 
     /// `GET /auth/me`.
     pub async fn me(&self, bearer: &str) -> Result<UserView, AuthError> {
-        let claims = self.verify_access(bearer).await?;
-        if claims.token_type != TokenType::User {
-            return Err(AuthError::Forbidden("not a user token".into()));
-        }
+        let claims = self.verify_user(bearer).await?;
         let user = self
             .store
             .user_by_id(&claims.sub)
@@ -271,6 +268,118 @@ impl AuthService {
             .map_err(store_error)?
             .ok_or(AuthError::NotFound)?;
         self.user_view(&user).await
+    }
+
+    /// `POST /auth/api-keys`: a new key for the bearer's user, shown once.
+    pub async fn create_api_key(
+        &self,
+        bearer: &str,
+        req: CreateApiKeyRequest,
+    ) -> Result<ApiKeyCreated, AuthError> {
+        let claims = self.verify_user(bearer).await?;
+        let name = req.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AuthError::field("name", "must be 1 to 100 characters"));
+        }
+        let permissions = match req.permissions {
+            None => vec!["*".to_owned()],
+            Some(wanted) => {
+                if let Some(missing) = wanted
+                    .iter()
+                    .find(|p| !rbac::permits(&claims.permissions, p))
+                {
+                    return Err(AuthError::Forbidden(format!(
+                        "a key cannot carry {missing:?}, which its owner does not hold"
+                    )));
+                }
+                wanted
+            }
+        };
+        let now = self.clock.system_now();
+        let expires_at = match req.expires_in {
+            Some(0) => return Err(AuthError::field("expires_in", "must be at least 1 second")),
+            Some(secs) => Some(now + Duration::from_secs(secs)),
+            None => None,
+        };
+        let key = ApiKey::generate();
+        let info = self
+            .store
+            .create_api_key(
+                &NewApiKey {
+                    user_id: &claims.sub,
+                    name,
+                    prefix: key.prefix(),
+                    secret_hash: &key.hash(),
+                    permissions: &permissions,
+                    expires_at,
+                },
+                now,
+            )
+            .await
+            .map_err(store_error)?;
+        self.audit(audit_kind::API_KEY_CREATED, Some(&claims.sub), None)
+            .await;
+        Ok(ApiKeyCreated {
+            id: info.id,
+            key: key.as_str().to_owned(),
+            name: info.name,
+            permissions: info.permissions,
+            created_at: rfc3339(info.created_at),
+            expires_at: info.expires_at.map(rfc3339),
+        })
+    }
+
+    /// `GET /auth/api-keys`: the bearer's keys, without secrets.
+    pub async fn list_api_keys(&self, bearer: &str) -> Result<Vec<ApiKeyView>, AuthError> {
+        let claims = self.verify_user(bearer).await?;
+        let keys = self
+            .store
+            .api_keys_of_user(&claims.sub)
+            .await
+            .map_err(store_error)?;
+        Ok(keys.into_iter().map(api_key_view).collect())
+    }
+
+    /// `DELETE /auth/api-keys/{id}`: the key stops working at once (AUTH_007).
+    pub async fn delete_api_key(&self, bearer: &str, id: &str) -> Result<(), AuthError> {
+        let claims = self.verify_user(bearer).await?;
+        self.store
+            .revoke_api_key(&claims.sub, id, self.clock.system_now())
+            .await
+            .map_err(store_error)?;
+        self.audit(audit_kind::API_KEY_DELETED, Some(&claims.sub), None)
+            .await;
+        Ok(())
+    }
+
+    /// `POST /auth/token` with `grant_type=client_credentials`: a service token.
+    pub async fn service_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<ServiceTokenResponse, AuthError> {
+        // Compare digests in constant time, and do the same work for an unknown client.
+        let presented = hash_secret(client_secret);
+        let client = self.settings.clients.iter().find(|c| c.id == client_id);
+        let expected = hash_secret(client.map_or("", |c| c.secret.as_str()));
+        let Some(client) = client.filter(|_| hashes_match(&presented, &expected)) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let claims = self.issuer.claims(
+            &client.id,
+            TokenType::Service,
+            client.audiences.clone(),
+            self.clock.system_now(),
+        );
+        let access_token = self
+            .issuer
+            .issue(&self.key_set(), &claims)
+            .map_err(internal)?;
+        Ok(ServiceTokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: self.settings.access_token_ttl.as_secs(),
+        })
     }
 
     // === tokens and sessions ===
@@ -339,6 +448,15 @@ impl AuthService {
         })
     }
 
+    /// Like [`Self::verify_access`], for endpoints that act for a user (not a service).
+    async fn verify_user(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let claims = self.verify_access(token).await?;
+        if claims.token_type != TokenType::User {
+            return Err(AuthError::Forbidden("not a user token".into()));
+        }
+        Ok(claims)
+    }
+
     /// Verifies an access token and refuses it if its session was revoked.
     async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let now = self.clock.system_now();
@@ -390,13 +508,16 @@ impl AuthService {
             .map_err(store_error)?
             .ok_or_else(|| AuthError::Revoked("account no longer exists".into()))?;
         let view = self.user_view(&user).await?;
-        // A key never grants more than its owner has.
-        let permissions = key
-            .permissions
-            .iter()
-            .filter(|p| rbac::permits(&view.permissions, p))
-            .cloned()
-            .collect();
+        // A key never grants more than its owner has now; `*` stands for all of it.
+        let permissions = if key.permissions.iter().any(|p| p == "*") {
+            view.permissions.clone()
+        } else {
+            key.permissions
+                .iter()
+                .filter(|p| rbac::permits(&view.permissions, p))
+                .cloned()
+                .collect()
+        };
         Ok(ValidateResponse {
             valid: true,
             user_id: user.id,
@@ -516,6 +637,18 @@ fn from_store(r: SigningKeyRecord) -> KeyRecord {
         created_at: r.created_at,
         not_after: r.not_after,
         expires_at: r.expires_at,
+    }
+}
+
+fn api_key_view(info: ApiKeyInfo) -> ApiKeyView {
+    ApiKeyView {
+        id: info.id,
+        name: info.name,
+        prefix: info.prefix,
+        permissions: info.permissions,
+        created_at: rfc3339(info.created_at),
+        expires_at: info.expires_at.map(rfc3339),
+        last_used_at: info.last_used_at.map(rfc3339),
     }
 }
 

@@ -100,3 +100,78 @@ pub struct ValidateResponse {
     /// RFC 3339 expiry, if the token expires.
     pub expires_at: Option<String>,
 }
+
+/// `POST /auth/api-keys`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// A label for the key (1–100 characters).
+    pub name: String,
+    /// Permissions the key carries, each one the owner must hold; omitted: whatever the owner
+    /// holds when the key is used.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    /// Seconds until the key stops working; omitted: never.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    /// Id for `DELETE /auth/api-keys/{id}`.
+    pub id: String,
+    /// The label.
+    pub name: String,
+    /// The key's public prefix (`pk_<prefix>_…`).
+    pub prefix: String,
+    /// Permissions (`["*"]`: the owner's).
+    pub permissions: Vec<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 expiry, if any.
+    pub expires_at: Option<String>,
+    /// RFC 3339 time of last use, if any.
+    pub last_used_at: Option<String>,
+}
+
+/// The answer of `POST /auth/api-keys`: the only time the whole key is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyCreated {
+    /// Id for `DELETE /auth/api-keys/{id}`.
+    pub id: String,
+    /// The whole key; store it now, it cannot be shown again.
+    pub key: String,
+    /// The label.
+    pub name: String,
+    /// Permissions (`["*"]`: the owner's).
+    pub permissions: Vec<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 expiry, if any.
+    pub expires_at: Option<String>,
+}
+
+/// The form of `POST /auth/token` (client credentials in the body; HTTP Basic also works).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    pub grant_type: String,
+    /// The client id, unless sent with HTTP Basic.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The client secret, unless sent with HTTP Basic.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+/// The answer of `POST /auth/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceTokenResponse {
+    /// A JWT with `token_type: service` and the client's audiences.
+    pub access_token: String,
+    /// Always `"Bearer"`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}

@@ -10,16 +10,20 @@ pub mod dto;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::Path;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use portico_core::error::{ApiError, ApiJson};
 
 use crate::error::AuthError;
 use crate::service::AuthService;
-use dto::{LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, ValidateRequest};
+use dto::{
+    CreateApiKeyRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
+    TokenRequest, ValidateRequest,
+};
 
 /// Largest request body the auth endpoints accept.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -36,6 +40,9 @@ pub fn router(service: Arc<AuthService>) -> Router {
         .route("/auth/logout", post(logout))
         .route("/auth/validate", post(validate))
         .route("/auth/me", get(me))
+        .route("/auth/api-keys", post(create_api_key).get(list_api_keys))
+        .route("/auth/api-keys/{id}", delete(delete_api_key))
+        .route("/auth/token", post(token))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/.well-known/openid-configuration",
@@ -86,6 +93,63 @@ async fn validate(State(auth): Shared, ApiJson(req): ApiJson<ValidateRequest>) -
 async fn me(State(auth): Shared, headers: HeaderMap) -> Result<Response> {
     let token = bearer(&headers)?;
     Ok(Json(auth.me(token).await?).into_response())
+}
+
+async fn create_api_key(
+    State(auth): Shared,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CreateApiKeyRequest>,
+) -> Result<Response> {
+    let created = auth.create_api_key(bearer(&headers)?, req).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list_api_keys(State(auth): Shared, headers: HeaderMap) -> Result<Response> {
+    Ok(Json(auth.list_api_keys(bearer(&headers)?).await?).into_response())
+}
+
+async fn delete_api_key(
+    State(auth): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    auth.delete_api_key(bearer(&headers)?, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /auth/token`: OAuth 2.0 client credentials (RFC 6749 §4.4), credentials in the form
+/// or as HTTP Basic.
+async fn token(
+    State(auth): Shared,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let form: TokenRequest = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| ApiError::from(AuthError::field("body", e.to_string())))?;
+    if form.grant_type != "client_credentials" {
+        return Err(AuthError::field("grant_type", "only client_credentials is supported").into());
+    }
+    let (id, secret) = match (form.client_id, form.client_secret) {
+        (Some(id), Some(secret)) => (id, secret),
+        _ => basic_credentials(&headers).ok_or(AuthError::InvalidCredentials)?,
+    };
+    Ok(Json(auth.service_token(&id, &secret).await?).into_response())
+}
+
+/// `Authorization: Basic base64(id:secret)`.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
 }
 
 async fn jwks(State(auth): Shared) -> Response {
