@@ -58,7 +58,7 @@ pub enum Command {
     Realtime(ServeArgs),
     /// Run one of the seed demo upstreams (not built yet: issue #7)
     Demo(DemoArgs),
-    /// Manage users, API keys and signing keys in the configured store (not built yet: issue #4)
+    /// Manage users, API keys and signing keys in the configured store
     Admin {
         /// The admin command
         #[command(subcommand)]
@@ -128,19 +128,19 @@ pub enum DemoName {
 /// `portico admin …`.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Manage user accounts (not built yet: issue #4)
+    /// Manage user accounts
     User {
         /// The user command
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Manage API keys (not built yet: issue #4)
+    /// Manage API keys
     Key {
         /// The key command
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Manage the token signing keys (not built yet: issue #4)
+    /// Manage the token signing keys
     Jwks {
         /// The JWKS command
         #[command(subcommand)]
@@ -151,7 +151,7 @@ pub enum AdminCommand {
 /// `portico admin user …`.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user; the password is read from standard input (not built yet: issue #4)
+    /// Create a user; the password is read from standard input
     Create {
         /// The user's email
         #[arg(long, value_name = "E")]
@@ -163,7 +163,7 @@ pub enum UserCommand {
         #[arg(long, value_name = "R")]
         role: Option<String>,
     },
-    /// Give a user a role (not built yet: issue #4)
+    /// Give a user a role
     Grant {
         /// The user's email
         #[arg(long, value_name = "E")]
@@ -177,7 +177,7 @@ pub enum UserCommand {
 /// `portico admin key …`.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Create an API key for a user and print it once (not built yet: issue #4)
+    /// Create an API key for a user and print it once
     Create {
         /// The owner's email
         #[arg(long, value_name = "E")]
@@ -194,7 +194,7 @@ pub enum KeyCommand {
 /// `portico admin jwks …`.
 #[derive(Debug, Subcommand)]
 pub enum JwksCommand {
-    /// Make a new signing key current; old keys stay published until their tokens expire (not built yet: issue #4)
+    /// Make a new signing key current; old keys stay published until their tokens expire
     Rotate,
 }
 
@@ -214,19 +214,7 @@ impl Command {
             Command::Auth(_) => Some(("auth", 4)),
             Command::Realtime(_) => Some(("realtime", 6)),
             Command::Demo(_) => Some(("demo", 7)),
-            Command::Admin { command } => Some((
-                match command {
-                    AdminCommand::User {
-                        command: UserCommand::Create { .. },
-                    } => "admin user create",
-                    AdminCommand::User {
-                        command: UserCommand::Grant { .. },
-                    } => "admin user grant",
-                    AdminCommand::Key { .. } => "admin key create",
-                    AdminCommand::Jwks { .. } => "admin jwks rotate",
-                },
-                4,
-            )),
+            Command::Admin { .. } => None,
         }
     }
 }

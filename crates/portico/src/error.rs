@@ -35,6 +35,9 @@ pub enum CliError {
     /// `portico up` failed while running.
     #[error("portico up: {0}")]
     Up(#[from] UpError),
+    /// An admin command failed (unknown user or role, bad password, database down).
+    #[error("portico admin: {0}")]
+    Admin(String),
 }
 
 impl CliError {
@@ -42,7 +45,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config { .. } | CliError::Usage(_) => EXIT_USAGE,
-            CliError::NotBuilt { .. } | CliError::Up(_) => EXIT_RUNTIME,
+            CliError::NotBuilt { .. } | CliError::Up(_) | CliError::Admin(_) => EXIT_RUNTIME,
         }
     }
 }

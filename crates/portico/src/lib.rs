@@ -10,6 +10,7 @@
 //! - [`cli`]: the clap definition of every command.
 //! - [`config`]: loading `portico.toml` + `PORTICO_*` overrides into a checked [`config::Config`].
 //! - [`up`]: `portico up`, the all-in-one server.
+//! - [`admin`]: `portico admin …` on the configured store.
 //! - [`auth`]: the auth component as `up` runs it (store, settings, health check).
 //! - [`status`]: `/status/services`, the circuit state of every upstream.
 //! - [`error`]: [`CliError`] and the exit codes.
@@ -24,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -82,6 +84,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 source,
             };
             up::run(config, options)
+        }
+        Command::Admin { command } => {
+            let config = load(&source, &env)?;
+            admin::run(&config, command)
         }
         // Every other command was answered by `not_built` above.
         _ => Err(CliError::Usage("this command is not available".to_owned())),

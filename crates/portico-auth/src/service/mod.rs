@@ -8,6 +8,16 @@
 //! session was revoked (logout, refresh-token reuse). A revocation made by this process is
 //! seen at once; one made by another instance sharing the database within
 //! [`REVOCATION_RECHECK`], the time a "not revoked" answer is cached.
+//!
+//! # Layout
+//! - this module: sessions and tokens (register, login, refresh, logout, validate, me).
+//! - `api_keys`: API keys and service tokens.
+//! - `admin`: what `portico admin` does (users, roles, keys, signing-key rotation).
+//! - `keys`: loading the signing keys from the store.
+
+mod admin;
+mod api_keys;
+mod keys;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -65,7 +75,7 @@ impl AuthService {
         store: Store,
         clock: SharedClock,
     ) -> Result<Arc<Self>, AuthError> {
-        let keys = load_keys(&store, clock.system_now()).await?;
+        let keys = keys::load_keys(&store, clock.system_now()).await?;
         let mut audiences = vec![USER_AUDIENCE.to_owned()];
         for client in &settings.clients {
             audiences.extend(client.audiences.iter().cloned());
@@ -270,118 +280,6 @@ impl AuthService {
         self.user_view(&user).await
     }
 
-    /// `POST /auth/api-keys`: a new key for the bearer's user, shown once.
-    pub async fn create_api_key(
-        &self,
-        bearer: &str,
-        req: CreateApiKeyRequest,
-    ) -> Result<ApiKeyCreated, AuthError> {
-        let claims = self.verify_user(bearer).await?;
-        let name = req.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AuthError::field("name", "must be 1 to 100 characters"));
-        }
-        let permissions = match req.permissions {
-            None => vec!["*".to_owned()],
-            Some(wanted) => {
-                if let Some(missing) = wanted
-                    .iter()
-                    .find(|p| !rbac::permits(&claims.permissions, p))
-                {
-                    return Err(AuthError::Forbidden(format!(
-                        "a key cannot carry {missing:?}, which its owner does not hold"
-                    )));
-                }
-                wanted
-            }
-        };
-        let now = self.clock.system_now();
-        let expires_at = match req.expires_in {
-            Some(0) => return Err(AuthError::field("expires_in", "must be at least 1 second")),
-            Some(secs) => Some(now + Duration::from_secs(secs)),
-            None => None,
-        };
-        let key = ApiKey::generate();
-        let info = self
-            .store
-            .create_api_key(
-                &NewApiKey {
-                    user_id: &claims.sub,
-                    name,
-                    prefix: key.prefix(),
-                    secret_hash: &key.hash(),
-                    permissions: &permissions,
-                    expires_at,
-                },
-                now,
-            )
-            .await
-            .map_err(store_error)?;
-        self.audit(audit_kind::API_KEY_CREATED, Some(&claims.sub), None)
-            .await;
-        Ok(ApiKeyCreated {
-            id: info.id,
-            key: key.as_str().to_owned(),
-            name: info.name,
-            permissions: info.permissions,
-            created_at: rfc3339(info.created_at),
-            expires_at: info.expires_at.map(rfc3339),
-        })
-    }
-
-    /// `GET /auth/api-keys`: the bearer's keys, without secrets.
-    pub async fn list_api_keys(&self, bearer: &str) -> Result<Vec<ApiKeyView>, AuthError> {
-        let claims = self.verify_user(bearer).await?;
-        let keys = self
-            .store
-            .api_keys_of_user(&claims.sub)
-            .await
-            .map_err(store_error)?;
-        Ok(keys.into_iter().map(api_key_view).collect())
-    }
-
-    /// `DELETE /auth/api-keys/{id}`: the key stops working at once (AUTH_007).
-    pub async fn delete_api_key(&self, bearer: &str, id: &str) -> Result<(), AuthError> {
-        let claims = self.verify_user(bearer).await?;
-        self.store
-            .revoke_api_key(&claims.sub, id, self.clock.system_now())
-            .await
-            .map_err(store_error)?;
-        self.audit(audit_kind::API_KEY_DELETED, Some(&claims.sub), None)
-            .await;
-        Ok(())
-    }
-
-    /// `POST /auth/token` with `grant_type=client_credentials`: a service token.
-    pub async fn service_token(
-        &self,
-        client_id: &str,
-        client_secret: &str,
-    ) -> Result<ServiceTokenResponse, AuthError> {
-        // Compare digests in constant time, and do the same work for an unknown client.
-        let presented = hash_secret(client_secret);
-        let client = self.settings.clients.iter().find(|c| c.id == client_id);
-        let expected = hash_secret(client.map_or("", |c| c.secret.as_str()));
-        let Some(client) = client.filter(|_| hashes_match(&presented, &expected)) else {
-            return Err(AuthError::InvalidCredentials);
-        };
-        let claims = self.issuer.claims(
-            &client.id,
-            TokenType::Service,
-            client.audiences.clone(),
-            self.clock.system_now(),
-        );
-        let access_token = self
-            .issuer
-            .issue(&self.key_set(), &claims)
-            .map_err(internal)?;
-        Ok(ServiceTokenResponse {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_in: self.settings.access_token_ttl.as_secs(),
-        })
-    }
-
     // === tokens and sessions ===
 
     async fn new_session(&self, user: &User) -> Result<TokenResponse, AuthError> {
@@ -463,7 +361,7 @@ impl AuthService {
         let claims = match self.verifier.verify(&self.key_set(), token, now) {
             Err(TokenError::UnknownKid(_)) => {
                 // A key rotated by another instance or the admin CLI: reload once.
-                let keys = Arc::new(load_keys(&self.store, now).await?);
+                let keys = Arc::new(keys::load_keys(&self.store, now).await?);
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys.clone();
                 self.verifier.verify(&keys, token, now)
             }
@@ -479,54 +377,6 @@ impl AuthService {
             return Err(AuthError::Revoked("session ended".into()));
         }
         Ok(claims)
-    }
-
-    async fn validate_api_key(
-        &self,
-        prefix: &str,
-        full: &str,
-    ) -> Result<ValidateResponse, AuthError> {
-        let record = self
-            .store
-            .api_key_by_prefix(prefix)
-            .await
-            .map_err(store_error)?
-            .filter(|r| secret_matches(full, &r.secret_hash))
-            .ok_or_else(|| AuthError::InvalidToken("unknown API key".into()))?;
-        let key = record.info;
-        let now = self.clock.system_now();
-        if key.revoked_at.is_some() {
-            return Err(AuthError::Revoked("API key deleted".into()));
-        }
-        if key.expires_at.is_some_and(|at| at <= now) {
-            return Err(AuthError::Expired);
-        }
-        let user = self
-            .store
-            .user_by_id(&key.user_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| AuthError::Revoked("account no longer exists".into()))?;
-        let view = self.user_view(&user).await?;
-        // A key never grants more than its owner has now; `*` stands for all of it.
-        let permissions = if key.permissions.iter().any(|p| p == "*") {
-            view.permissions.clone()
-        } else {
-            key.permissions
-                .iter()
-                .filter(|p| rbac::permits(&view.permissions, p))
-                .cloned()
-                .collect()
-        };
-        Ok(ValidateResponse {
-            valid: true,
-            user_id: user.id,
-            email: user.email,
-            permissions,
-            roles: view.roles,
-            token_type: "api_key".into(),
-            expires_at: key.expires_at.map(rfc3339),
-        })
     }
 
     async fn is_revoked(&self, sid: &str) -> Result<bool, AuthError> {
@@ -591,64 +441,6 @@ impl AuthService {
         {
             tracing::warn!(error = %e, kind, "could not write audit event");
         }
-    }
-}
-
-/// The published keys; on first start a new key is made and stored (once, even when several
-/// instances start together).
-async fn load_keys(store: &Store, now: SystemTime) -> Result<KeySet, AuthError> {
-    let mut records = store
-        .published_signing_keys(now)
-        .await
-        .map_err(store_error)?;
-    if !records.iter().any(|r| r.not_after.is_none_or(|t| t > now)) {
-        let key = SigningKey::generate().map_err(internal)?;
-        store
-            .insert_first_signing_key(&to_store(key.to_record(now)))
-            .await
-            .map_err(store_error)?;
-        tracing::info!(kid = key.kid(), "generated the first signing key");
-        records = store
-            .published_signing_keys(now)
-            .await
-            .map_err(store_error)?;
-    }
-    let records: Vec<KeyRecord> = records.into_iter().map(from_store).collect();
-    KeySet::from_records(&records, now).map_err(internal)
-}
-
-fn to_store(r: KeyRecord) -> SigningKeyRecord {
-    SigningKeyRecord {
-        kid: r.kid,
-        alg: "EdDSA".into(),
-        private_key: r.private_key,
-        public_key: r.public_key,
-        created_at: r.created_at,
-        not_after: r.not_after,
-        expires_at: r.expires_at,
-    }
-}
-
-fn from_store(r: SigningKeyRecord) -> KeyRecord {
-    KeyRecord {
-        kid: r.kid,
-        private_key: r.private_key,
-        public_key: r.public_key,
-        created_at: r.created_at,
-        not_after: r.not_after,
-        expires_at: r.expires_at,
-    }
-}
-
-fn api_key_view(info: ApiKeyInfo) -> ApiKeyView {
-    ApiKeyView {
-        id: info.id,
-        name: info.name,
-        prefix: info.prefix,
-        permissions: info.permissions,
-        created_at: rfc3339(info.created_at),
-        expires_at: info.expires_at.map(rfc3339),
-        last_used_at: info.last_used_at.map(rfc3339),
     }
 }
 
