@@ -52,7 +52,7 @@ pub enum Command {
     Up(ServeArgs),
     /// Run the gateway alone, for scale-out (not built yet: issue #5)
     Gateway(ServeArgs),
-    /// Run the auth service alone, for scale-out (not built yet: issue #4)
+    /// Run the auth service alone, for scale-out (`/auth`, JWKS, health, metrics)
     Auth(ServeArgs),
     /// Run the realtime WebSocket hub alone, for scale-out (not built yet: issue #6)
     Realtime(ServeArgs),
@@ -209,9 +209,8 @@ impl Command {
     /// The issue that builds this command, and its name for messages, when it is not built yet.
     pub fn not_built(&self) -> Option<(&'static str, u32)> {
         match self {
-            Command::Up(_) | Command::Config { .. } => None,
+            Command::Up(_) | Command::Auth(_) | Command::Config { .. } => None,
             Command::Gateway(_) => Some(("gateway", 5)),
-            Command::Auth(_) => Some(("auth", 4)),
             Command::Realtime(_) => Some(("realtime", 6)),
             Command::Demo(_) => Some(("demo", 7)),
             Command::Admin { .. } => None,

@@ -75,13 +75,21 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Up(args) => {
+        // Until the gateway and the hub land, `auth` alone serves what `up` serves.
+        Command::Up(ref args) | Command::Auth(ref args) => {
+            let command = if matches!(cli.command, Command::Auth(_)) {
+                "auth"
+            } else {
+                "up"
+            };
+            let listen = args.listen;
             let config = load(&source, &env)?;
             let options = up::UpOptions {
-                listen: args.listen,
+                listen,
                 log_format: cli.log_format,
                 log_level: cli.log_level,
                 source,
+                command,
             };
             up::run(config, options)
         }

@@ -43,6 +43,8 @@ pub struct UpOptions {
     pub log_level: String,
     /// Where the config came from, for the start-up log.
     pub source: ConfigSource,
+    /// The command, for log lines: `"up"`, or `"auth"` for the auth component alone.
+    pub command: &'static str,
 }
 
 /// Why `portico up` stopped with an error.
@@ -121,9 +123,13 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
 
     // Shown absolute so the operator knows exactly where the store and keys are.
     let shown_dir = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
-    tracing::info!("portico up: config from {}", options.source.describe());
-    tracing::info!("portico up: data directory {}", shown_dir.display());
-    tracing::info!("portico up: listening on http://{bound}");
+    let command = options.command;
+    tracing::info!(
+        "portico {command}: config from {}",
+        options.source.describe()
+    );
+    tracing::info!("portico {command}: data directory {}", shown_dir.display());
+    tracing::info!("portico {command}: listening on http://{bound}");
 
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
@@ -132,7 +138,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     shutdown::serve(listener, app, shutdown, config.server.drain_timeout)
         .await
         .map_err(UpError::Serve)?;
-    tracing::info!("portico up: stopped");
+    tracing::info!("portico {command}: stopped");
     Ok(())
 }
 

@@ -290,3 +290,20 @@ fn auth_is_served_under_slash_auth_with_a_sqlite_store_in_the_data_dir() {
     assert_eq!(health["checks"]["database"]["status"], "healthy");
     assert!(scratch.path().join("data/portico.db").exists());
 }
+
+#[test]
+fn portico_auth_serves_the_auth_api_alone() {
+    let scratch = Scratch::new();
+    scratch.write("portico.toml", "[server]\ndata_dir = \"data\"\n");
+    let server = Server::start_command(scratch.path(), "auth", &[], &[]);
+    assert!(
+        server
+            .wait_for_line(|l| l.contains("portico auth: listening on"))
+            .is_some()
+    );
+    let jwks = server.get("/.well-known/jwks.json", &[]);
+    assert_eq!(jwks.status, 200);
+    assert_eq!(jwks.json()["keys"][0]["kty"], "OKP");
+    let missing = server.get("/auth/me", &[]);
+    assert_eq!(missing.json()["error"]["code"], "AUTH_003");
+}

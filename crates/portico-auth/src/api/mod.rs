@@ -155,7 +155,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 async fn jwks(State(auth): Shared) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(auth.jwks()),
+        Json(auth.jwks().await),
     )
         .into_response()
 }

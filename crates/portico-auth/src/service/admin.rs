@@ -107,8 +107,7 @@ impl AuthService {
             )
             .await
             .map_err(store_error)?;
-        let fresh = Arc::new(keys::load_keys(&self.store, now).await?);
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        self.reload_keys(now).await?;
         self.audit_as(audit_kind::SIGNING_KEY_ROTATED, "", CLI_ACTOR)
             .await;
         Ok(kid)

@@ -115,7 +115,7 @@ impl AuthService {
         );
         let access_token = self
             .issuer
-            .issue(&self.key_set(), &claims)
+            .issue(&*self.key_set().await, &claims)
             .map_err(internal)?;
         Ok(ServiceTokenResponse {
             access_token,

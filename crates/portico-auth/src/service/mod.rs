@@ -45,12 +45,17 @@ use crate::token::{AccessClaims, TokenError, TokenIssuer, TokenType, TokenVerifi
 /// How long a "session not revoked" answer from the store is trusted.
 pub const REVOCATION_RECHECK: Duration = Duration::from_secs(2);
 
+/// How often the signing keys are re-read from the store, so that a rotation made by
+/// `portico admin jwks rotate` or another instance is picked up without a restart.
+pub const KEY_RELOAD: Duration = Duration::from_secs(60);
+
 /// The auth component, shared by its HTTP handlers.
 pub struct AuthService {
     settings: AuthSettings,
     store: Store,
     clock: SharedClock,
-    keys: RwLock<Arc<KeySet>>,
+    /// The signing keys and when they were read from the store.
+    keys: RwLock<(Arc<KeySet>, SystemTime)>,
     issuer: TokenIssuer,
     verifier: TokenVerifier,
     hasher: PasswordHasher,
@@ -85,7 +90,7 @@ impl AuthService {
             verifier: TokenVerifier::new(settings.issuer.clone(), audiences),
             hasher: PasswordHasher::new(settings.password_hash_concurrency.max(1)),
             throttle: LoginThrottle::with_defaults(clock.clone()),
-            keys: RwLock::new(Arc::new(keys)),
+            keys: RwLock::new((Arc::new(keys), clock.system_now())),
             revocations: Mutex::new(HashMap::new()),
             settings,
             store,
@@ -99,8 +104,8 @@ impl AuthService {
     }
 
     /// The published verification keys as a JWKS document.
-    pub fn jwks(&self) -> serde_json::Value {
-        self.key_set().jwks_at(self.clock.system_now())
+    pub async fn jwks(&self) -> serde_json::Value {
+        self.key_set().await.jwks_at(self.clock.system_now())
     }
 
     /// `POST /auth/register`.
@@ -319,7 +324,7 @@ impl AuthService {
         };
         let access_token = self
             .issuer
-            .issue(&self.key_set(), &claims)
+            .issue(&*self.key_set().await, &claims)
             .map_err(internal)?;
         Ok(TokenResponse {
             user: view,
@@ -358,11 +363,10 @@ impl AuthService {
     /// Verifies an access token and refuses it if its session was revoked.
     async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let now = self.clock.system_now();
-        let claims = match self.verifier.verify(&self.key_set(), token, now) {
+        let claims = match self.verifier.verify(&*self.key_set().await, token, now) {
             Err(TokenError::UnknownKid(_)) => {
                 // A key rotated by another instance or the admin CLI: reload once.
-                let keys = Arc::new(keys::load_keys(&self.store, now).await?);
-                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys.clone();
+                let keys = self.reload_keys(now).await?;
                 self.verifier.verify(&keys, token, now)
             }
             other => other,
@@ -418,11 +422,31 @@ impl AuthService {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn key_set(&self) -> Arc<KeySet> {
-        self.keys
+    /// The signing keys, re-read from the store when older than [`KEY_RELOAD`] (a failed
+    /// re-read keeps the keys in hand and is logged).
+    async fn key_set(&self) -> Arc<KeySet> {
+        let now = self.clock.system_now();
+        let (keys, loaded) = self
+            .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        if now.duration_since(loaded).unwrap_or_default() < KEY_RELOAD {
+            return keys;
+        }
+        match self.reload_keys(now).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read the signing keys; keeping the loaded ones");
+                keys
+            }
+        }
+    }
+
+    async fn reload_keys(&self, now: SystemTime) -> Result<Arc<KeySet>, AuthError> {
+        let fresh = Arc::new(keys::load_keys(&self.store, now).await?);
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = (fresh.clone(), now);
+        Ok(fresh)
     }
 
     /// Appends an audit event; a failure is logged, never fatal to the request.

@@ -105,6 +105,11 @@ impl Server {
         send_raw(self.addr, method, path, headers, body).await
     }
 
+    /// The data directory of the server's SQLite store.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Response {
         self.send("GET", path, &[], None).await

@@ -135,7 +135,17 @@ impl Server {
     /// Starts `portico up --listen 127.0.0.1:0 <extra>` in `dir` and waits for its
     /// "listening on" line, which gives the bound address.
     pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut args = vec!["up", "--listen", "127.0.0.1:0"];
+        Self::start_command(dir, "up", extra, env)
+    }
+
+    /// Like [`Server::start`] for another serving command (`auth`).
+    pub fn start_command(
+        dir: &Path,
+        command: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut args = vec![command, "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = portico(dir, &args, env)
             .stdin(Stdio::null())
