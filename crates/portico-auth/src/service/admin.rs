@@ -16,35 +16,18 @@ impl AuthService {
         password: &str,
         role: Option<&str>,
     ) -> Result<UserView, AuthError> {
-        let email = email.trim();
-        check_email(email)?;
         let role = role.unwrap_or(&self.settings.default_role);
         self.check_role(role)?;
-        check_policy(password, email).map_err(|e| AuthError::field(e.field(), e.to_string()))?;
-        let hash = self.hasher.hash(password).await.map_err(internal)?;
-        let now = self.clock.system_now();
-        let new = NewUser {
-            email,
-            name: None,
-            password_hash: Some(&hash),
-            email_verified: false,
-        };
         let user = self
-            .store
-            .create_user(&new, now)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => AuthError::AccountExists,
-                other => store_error(other),
-            })?;
-        self.store
-            .grant_role(&user.id, role, now)
-            .await
-            .map_err(store_error)?;
-        self.audit_as(audit_kind::USER_CREATED, &user.id, CLI_ACTOR)
-            .await;
-        self.audit_as(audit_kind::ROLE_GRANTED, &user.id, CLI_ACTOR)
-            .await;
+            .create_account(email, None, password, role, Some(CLI_ACTOR))
+            .await?;
+        self.audit(
+            audit_kind::ROLE_GRANTED,
+            Some(&user.id),
+            Some(CLI_ACTOR),
+            None,
+        )
+        .await;
         self.user_view(&user).await
     }
 
@@ -59,8 +42,13 @@ impl AuthService {
             .await
             .map_err(store_error)?;
         if granted {
-            self.audit_as(audit_kind::ROLE_GRANTED, &user.id, CLI_ACTOR)
-                .await;
+            self.audit(
+                audit_kind::ROLE_GRANTED,
+                Some(&user.id),
+                Some(CLI_ACTOR),
+                None,
+            )
+            .await;
         }
         Ok(granted)
     }
@@ -108,7 +96,7 @@ impl AuthService {
             .await
             .map_err(store_error)?;
         self.reload_keys(now).await?;
-        self.audit_as(audit_kind::SIGNING_KEY_ROTATED, "", CLI_ACTOR)
+        self.audit(audit_kind::SIGNING_KEY_ROTATED, None, Some(CLI_ACTOR), None)
             .await;
         Ok(kid)
     }
@@ -134,22 +122,5 @@ impl AuthService {
             .await
             .map_err(store_error)?
             .ok_or(AuthError::NotFound)
-    }
-
-    async fn audit_as(&self, kind: &str, user_id: &str, actor: &str) {
-        let event = NewAuditEvent {
-            kind,
-            user_id: (!user_id.is_empty()).then_some(user_id),
-            actor: Some(actor),
-            ip: None,
-            detail: serde_json::Value::Object(Default::default()),
-        };
-        if let Err(e) = self
-            .store
-            .append_audit(&event, self.clock.system_now())
-            .await
-        {
-            tracing::warn!(error = %e, kind, "could not write audit event");
-        }
     }
 }

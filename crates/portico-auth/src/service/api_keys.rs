@@ -59,7 +59,7 @@ impl AuthService {
             )
             .await
             .map_err(store_error)?;
-        self.audit(audit_kind::API_KEY_CREATED, Some(user_id), None)
+        self.audit(audit_kind::API_KEY_CREATED, Some(user_id), None, None)
             .await;
         Ok(ApiKeyCreated {
             id: info.id,
@@ -89,7 +89,7 @@ impl AuthService {
             .revoke_api_key(&claims.sub, id, self.clock.system_now())
             .await
             .map_err(store_error)?;
-        self.audit(audit_kind::API_KEY_DELETED, Some(&claims.sub), None)
+        self.audit(audit_kind::API_KEY_DELETED, Some(&claims.sub), None, None)
             .await;
         Ok(())
     }

@@ -110,20 +110,34 @@ impl AuthService {
 
     /// `POST /auth/register`.
     pub async fn register(&self, req: RegisterRequest) -> Result<TokenResponse, AuthError> {
-        let email = req.email.trim().to_owned();
-        check_email(&email)?;
-        if let Some(name) = &req.name
-            && name.chars().count() > 200
-        {
+        let role = self.settings.default_role.clone();
+        let user = self
+            .create_account(&req.email, req.name.as_deref(), &req.password, &role, None)
+            .await?;
+        self.new_session(&user).await
+    }
+
+    /// Checks and creates a password account holding `role`; `actor` (who made it, when
+    /// not the user) goes to the audit log.
+    async fn create_account(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        password: &str,
+        role: &str,
+        actor: Option<&str>,
+    ) -> Result<User, AuthError> {
+        let email = email.trim();
+        check_email(email)?;
+        if name.is_some_and(|n| n.chars().count() > 200) {
             return Err(AuthError::field("name", "must be at most 200 characters"));
         }
-        check_policy(&req.password, &email)
-            .map_err(|e| AuthError::field(e.field(), e.to_string()))?;
-        let hash = self.hasher.hash(&req.password).await.map_err(internal)?;
+        check_policy(password, email).map_err(|e| AuthError::field(e.field(), e.to_string()))?;
+        let hash = self.hasher.hash(password).await.map_err(internal)?;
         let now = self.clock.system_now();
         let new = NewUser {
-            email: &email,
-            name: req.name.as_deref(),
+            email,
+            name,
             password_hash: Some(&hash),
             email_verified: false,
         };
@@ -136,12 +150,12 @@ impl AuthService {
                 other => store_error(other),
             })?;
         self.store
-            .grant_role(&user.id, &self.settings.default_role, now)
+            .grant_role(&user.id, role, now)
             .await
             .map_err(store_error)?;
-        self.audit(audit_kind::USER_CREATED, Some(&user.id), None)
+        self.audit(audit_kind::USER_CREATED, Some(&user.id), actor, None)
             .await;
-        self.new_session(&user).await
+        Ok(user)
     }
 
     /// `POST /auth/login`; `address` is the client's IP for throttling.
@@ -183,13 +197,18 @@ impl AuthService {
         let Some(user) = verified else {
             self.throttle.failed(&account, address);
             let user_id = user.as_ref().map(|u| u.id.as_str());
-            self.audit(audit_kind::LOGIN_FAILED, user_id, Some(address))
+            self.audit(audit_kind::LOGIN_FAILED, user_id, None, Some(address))
                 .await;
             return Err(AuthError::InvalidCredentials);
         };
         self.throttle.succeeded(&account);
-        self.audit(audit_kind::LOGIN_SUCCEEDED, Some(&user.id), Some(address))
-            .await;
+        self.audit(
+            audit_kind::LOGIN_SUCCEEDED,
+            Some(&user.id),
+            None,
+            Some(address),
+        )
+        .await;
         self.new_session(user).await
     }
 
@@ -224,7 +243,7 @@ impl AuthService {
             } => {
                 self.revoke(&session_id, "refresh token reused").await?;
                 tracing::warn!(session = %session_id, user = %user_id, "refresh token reused: session revoked");
-                self.audit(audit_kind::REFRESH_REUSED, Some(&user_id), None)
+                self.audit(audit_kind::REFRESH_REUSED, Some(&user_id), None, None)
                     .await;
                 Err(AuthError::Revoked("refresh token reused".into()))
             }
@@ -251,7 +270,7 @@ impl AuthService {
                 self.revoke(&session.id, "logout").await?;
             }
         }
-        self.audit(audit_kind::LOGOUT, Some(&claims.sub), None)
+        self.audit(audit_kind::LOGOUT, Some(&claims.sub), None, None)
             .await;
         Ok(())
     }
@@ -450,11 +469,17 @@ impl AuthService {
     }
 
     /// Appends an audit event; a failure is logged, never fatal to the request.
-    async fn audit(&self, kind: &str, user_id: Option<&str>, ip: Option<&str>) {
+    async fn audit(
+        &self,
+        kind: &str,
+        user_id: Option<&str>,
+        actor: Option<&str>,
+        ip: Option<&str>,
+    ) {
         let event = NewAuditEvent {
             kind,
             user_id,
-            actor: None,
+            actor,
             ip,
             detail: serde_json::Value::Object(Default::default()),
         };
