@@ -11,8 +11,17 @@ use api_support::{Server, USER_PERMISSION, assert_error, settings};
 use portico_auth::settings::ServiceClient;
 use serde_json::json;
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
+/// `DELETE /auth/api-keys/{id}` as the holder of `access`.
+async fn delete_key(server: &Server, access: &str, id: &str) -> api_support::Response {
+    let auth = format!("Bearer {access}");
+    server
+        .send(
+            "DELETE",
+            &format!("/auth/api-keys/{id}"),
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await
 }
 
 #[tokio::test]
@@ -46,25 +55,10 @@ async fn api_key_is_shown_once_validates_as_api_key_and_dies_when_deleted() {
     assert!(listed.json[0].get("key").is_none(), "no secret in listings");
     assert!(!String::from_utf8_lossy(&listed.body).contains(&key));
 
-    let auth = bearer(access);
-    let deleted = server
-        .send(
-            "DELETE",
-            &format!("/auth/api-keys/{id}"),
-            &[("Authorization", &auth)],
-            None,
-        )
-        .await;
+    let deleted = delete_key(&server, access, &id).await;
     assert_eq!(deleted.status, 204, "{deleted:?}");
     assert_error(&server.validate(&key).await, 401, "AUTH_007");
-    let again = server
-        .send(
-            "DELETE",
-            &format!("/auth/api-keys/{id}"),
-            &[("Authorization", &auth)],
-            None,
-        )
-        .await;
+    let again = delete_key(&server, access, &id).await;
     assert_error(&again, 404, "BACKEND_002");
 }
 

@@ -221,14 +221,7 @@ impl RetryPolicy {
             let fut = deadline.run_attempt(per_attempt, op());
             async move { fut.await.unwrap_or_else(|elapsed| Err(E::from(elapsed))) }
         };
-        self.run_inner(
-            deadline.clock(),
-            Some(deadline),
-            classify,
-            observer,
-            attempt,
-        )
-        .await
+        self.run_within(deadline, classify, observer, attempt).await
     }
 
     /// Like [`RetryPolicy::run`], but no wait is started that would end at or past
