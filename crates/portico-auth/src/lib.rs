@@ -21,6 +21,7 @@
 pub mod api;
 pub mod error;
 pub mod keys;
+pub mod oauth;
 pub mod password;
 pub mod rbac;
 pub mod secret;

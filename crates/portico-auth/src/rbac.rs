@@ -1,10 +1,10 @@
 //! Roles and permissions: which permissions a set of roles grants, and whether a set of
 //! permissions satisfies a requirement.
 //!
-//! Roles come from config (`[roles.admin] permissions = ["*"]`). A permission is a dotted
-//! name (`etl.access`); a grant may be exact, `*` (everything) or a namespace wildcard
-//! (`etl.*` grants `etl.access` and `etl.jobs.start`, not `etl` itself). Per-resource roles
-//! (seed 003's viewer < collaborator < owner) belong to the services owning the resource.
+//! Roles come from config (`[roles.admin] permissions = ["*"]`). Whether permissions satisfy
+//! a requirement is [`portico_core::permissions`]' rule (exact, `*`, `etl.*`), re-exported
+//! here. Per-resource roles (seed 003's viewer < collaborator < owner) belong to the
+//! services owning the resource.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,27 +51,7 @@ impl Roles {
     }
 }
 
-/// Whether `granted` permits `required` (exact, `*`, or a `prefix.*` wildcard).
-pub fn permits(granted: &[String], required: &str) -> bool {
-    granted.iter().any(|grant| grant_matches(grant, required))
-}
-
-/// Whether `granted` permits every one of `required`.
-pub fn permits_all(granted: &[String], required: &[String]) -> bool {
-    required.iter().all(|r| permits(granted, r))
-}
-
-fn grant_matches(grant: &str, required: &str) -> bool {
-    if grant == "*" || grant == required {
-        return true;
-    }
-    match grant.strip_suffix(".*") {
-        Some(prefix) => required
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1),
-        None => false,
-    }
-}
+pub use portico_core::permissions::{permits, permits_all};
 
 #[cfg(test)]
 mod tests {
@@ -92,18 +72,5 @@ mod tests {
             strings(&["etl.access", "reports", "search"])
         );
         assert!(roles.permissions_for([]).is_empty());
-    }
-
-    #[test]
-    fn wildcards_match_as_documented() {
-        assert!(permits(&strings(&["*"]), "anything.at.all"));
-        assert!(permits(&strings(&["etl.*"]), "etl.access"));
-        assert!(permits(&strings(&["etl.*"]), "etl.jobs.start"));
-        assert!(!permits(&strings(&["etl.*"]), "etl"));
-        assert!(!permits(&strings(&["etl.*"]), "etlx.access"));
-        assert!(!permits(&strings(&["etl.access"]), "etl.admin"));
-        assert!(permits_all(&strings(&["a", "b"]), &strings(&["a", "b"])));
-        assert!(!permits_all(&strings(&["a"]), &strings(&["a", "b"])));
-        assert!(permits_all(&strings(&[]), &[]));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::oauth::ProviderSettings;
 use crate::rbac::Roles;
 
 /// The audience of user access tokens: everything behind this Portico.
@@ -23,8 +24,12 @@ pub struct AuthSettings {
     pub roles: Roles,
     /// Service clients allowed the client-credentials grant.
     pub clients: Vec<ServiceClient>,
-    /// Where OAuth logins may send the user back to (prefix match on whole URLs).
+    /// Where OAuth logins may send the user back to (see [`crate::oauth::RedirectAllowlist`]).
     pub redirect_allowlist: Vec<String>,
+    /// OAuth / OIDC login providers.
+    pub providers: Vec<ProviderSettings>,
+    /// How long a user has to finish an OAuth login at the provider (default 10 min).
+    pub oauth_login_ttl: Duration,
     /// Password hashes computed at once at most (the rest wait; hashing is CPU-bound).
     pub password_hash_concurrency: usize,
 }
@@ -43,6 +48,8 @@ impl AuthSettings {
             ]),
             clients: Vec::new(),
             redirect_allowlist: Vec::new(),
+            providers: Vec::new(),
+            oauth_login_ttl: Duration::from_secs(10 * 60),
             // One core is left to token validation, so a burst of logins cannot take its p99.
             password_hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get().saturating_sub(1).max(1))

@@ -192,9 +192,20 @@ impl HealthRegistry {
         }
     }
 
-    /// Adds a check. A later check with the same name replaces the earlier one in reports.
+    /// Adds a check. A check with the same name already registered is replaced.
     pub fn register(&self, check: Arc<dyn HealthCheck>) {
-        self.lock().push(check);
+        let mut checks = self.lock();
+        checks.retain(|c| c.name() != check.name());
+        checks.push(check);
+    }
+
+    /// Removes the check called `name` (an upstream gone after a config reload); whether
+    /// there was one.
+    pub fn unregister(&self, name: &str) -> bool {
+        let mut checks = self.lock();
+        let before = checks.len();
+        checks.retain(|c| c.name() != name);
+        checks.len() != before
     }
 
     /// Adds a check from a closure returning a future.
@@ -258,16 +269,8 @@ impl HealthRegistry {
     }
 
     fn checks(&self) -> Vec<Arc<dyn HealthCheck>> {
-        // Later registrations win on a name clash: keep the last of each name.
-        let all = self.lock().clone();
-        let mut seen = std::collections::HashSet::new();
-        let mut unique: Vec<_> = all
-            .into_iter()
-            .rev()
-            .filter(|c| seen.insert(c.name().to_owned()))
-            .collect();
-        unique.reverse();
-        unique
+        // `register` keeps one check per name.
+        self.lock().clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<dyn HealthCheck>>> {

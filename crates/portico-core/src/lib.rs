@@ -15,6 +15,9 @@
 //! - [`telemetry`]: `init_tracing`, the Prometheus recorder, `/metrics`, HTTP metrics layer.
 //! - [`shutdown`]: the [`Shutdown`] handle and [`shutdown::serve`] with a drain deadline.
 //! - [`config`]: `parse_duration` and [`config::ByteSize`].
+//! - [`permissions`]: whether granted permissions (`*`, `etl.*`) satisfy a requirement.
+//! - [`tls`]: the TLS client configuration of every outgoing HTTPS call.
+//! - [`jws`]: Ed25519 compact JWS — the RFC 7638 `kid`, the public JWK, signing.
 //! - [`clock`]: the project's `Clock` (re-export).
 //!
 //! # Example
@@ -51,9 +54,12 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod jws;
+pub mod permissions;
 pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::{ApiError, ErrorCode};
 pub use request_id::RequestId;

@@ -132,6 +132,19 @@ async fn re_registering_a_name_replaces_the_check() {
 }
 
 #[tokio::test]
+async fn an_unregistered_check_is_no_longer_reported() {
+    let r = registry();
+    r.register_fn("db", true, || async { CheckResult::healthy() });
+    r.register_fn("etl", true, || async { CheckResult::unhealthy("down") });
+    assert_eq!(r.report().await.status, HealthStatus::Unhealthy);
+    assert!(r.unregister("etl"));
+    assert!(!r.unregister("etl"), "already gone");
+    let report = r.report().await;
+    assert_eq!(report.checks.keys().collect::<Vec<_>>(), ["db"]);
+    assert_eq!(report.status, HealthStatus::Healthy);
+}
+
+#[tokio::test]
 async fn live_answers_alive() {
     let server = TestServer::start(routes(registry())).await;
     let reply = get(&server.url("/health/live")).await;

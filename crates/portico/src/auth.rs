@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use portico_auth::oauth::{Endpoints, ProviderSettings};
 use portico_auth::rbac::Roles;
 use portico_auth::service::AuthService;
 use portico_auth::settings::{AuthSettings, ServiceClient};
@@ -12,6 +13,7 @@ use portico_core::clock::SharedClock;
 use portico_core::health::{CheckResult, HealthRegistry};
 
 use crate::config::Config;
+use crate::config::schema::ProviderEndpoints;
 
 /// Why the auth component could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,29 @@ pub fn settings(config: &Config) -> AuthSettings {
             id: c.id.clone(),
             secret: c.secret.expose().to_owned(),
             audiences: c.audiences.clone(),
+        })
+        .collect();
+    settings.providers = auth
+        .providers
+        .iter()
+        .map(|(name, p)| ProviderSettings {
+            name: name.clone(),
+            client_id: p.client_id.clone(),
+            client_secret: p.client_secret.expose().to_owned(),
+            endpoints: match &p.endpoints {
+                ProviderEndpoints::Discovery { issuer } => Endpoints::Discovery {
+                    issuer: issuer.as_str().to_owned(),
+                },
+                ProviderEndpoints::Explicit {
+                    authorize_url,
+                    token_url,
+                    userinfo_url,
+                } => Endpoints::Explicit {
+                    authorize_url: authorize_url.as_str().to_owned(),
+                    token_url: token_url.as_str().to_owned(),
+                    userinfo_url: userinfo_url.as_str().to_owned(),
+                },
+            },
         })
         .collect();
     settings.redirect_allowlist = auth

@@ -50,7 +50,7 @@ pub enum LogFormatArg {
 pub enum Command {
     /// Run everything in one process (gateway, auth, realtime) on embedded defaults
     Up(ServeArgs),
-    /// Run the gateway alone, for scale-out (not built yet: issue #5)
+    /// Run the gateway alone, for scale-out (asks the auth component at `[auth] url`)
     Gateway(ServeArgs),
     /// Run the auth service alone, for scale-out (`/auth`, JWKS, health, metrics)
     Auth(ServeArgs),
@@ -209,8 +209,9 @@ impl Command {
     /// The issue that builds this command, and its name for messages, when it is not built yet.
     pub fn not_built(&self) -> Option<(&'static str, u32)> {
         match self {
-            Command::Up(_) | Command::Auth(_) | Command::Config { .. } => None,
-            Command::Gateway(_) => Some(("gateway", 5)),
+            Command::Up(_) | Command::Auth(_) | Command::Gateway(_) | Command::Config { .. } => {
+                None
+            }
             Command::Realtime(_) => Some(("realtime", 6)),
             Command::Demo(_) => Some(("demo", 7)),
             Command::Admin { .. } => None,

@@ -12,6 +12,7 @@
 //! - [`up`]: `portico up`, the all-in-one server.
 //! - [`admin`]: `portico admin …` on the configured store.
 //! - [`auth`]: the auth component as `up` runs it (store, settings, health check).
+//! - [`reload`]: config reload on SIGHUP and on file change, the gateway swapped live.
 //! - [`status`]: `/status/services`, the circuit state of every upstream.
 //! - [`error`]: [`CliError`] and the exit codes.
 //!
@@ -30,6 +31,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gateway;
+pub mod reload;
 pub mod status;
 pub mod up;
 
@@ -75,12 +78,11 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        // Until the gateway and the hub land, `auth` alone serves what `up` serves.
-        Command::Up(ref args) | Command::Auth(ref args) => {
-            let command = if matches!(cli.command, Command::Auth(_)) {
-                "auth"
-            } else {
-                "up"
+        Command::Up(ref args) | Command::Auth(ref args) | Command::Gateway(ref args) => {
+            let role = match cli.command {
+                Command::Auth(_) => up::Role::Auth,
+                Command::Gateway(_) => up::Role::Gateway,
+                _ => up::Role::Up,
             };
             let listen = args.listen;
             let config = load(&source, &env)?;
@@ -89,7 +91,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 log_format: cli.log_format,
                 log_level: cli.log_level,
                 source,
-                command,
+                role,
             };
             up::run(config, options)
         }
@@ -109,6 +111,6 @@ fn load(source: &ConfigSource, env: &Env) -> Result<Config, CliError> {
     })
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

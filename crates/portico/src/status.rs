@@ -6,12 +6,13 @@
 //!  "timestamp":"2026-01-01T00:00:05.000Z"}
 //! ```
 //!
-//! Each upstream gets one [`CircuitBreaker`] built from its checked policy. Until the gateway
-//! (issue #5) calls upstreams through them they stay closed; the gateway is meant to take
-//! these breakers from [`ServiceStatus::breakers`] so the status shows the breakers in use.
+//! When the gateway runs, the status shows its breakers — the ones its calls go through
+//! ([`ServiceStatus::from_breakers`]); without it (`portico auth`), one closed breaker per
+//! configured upstream ([`ServiceStatus::new`]). A config reload swaps in the new gateway's
+//! breakers ([`ServiceStatus::replace`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use axum::routing::get;
@@ -22,11 +23,14 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 
-/// The breakers of the configured upstreams, by upstream name. Cheap to clone.
+/// The breakers of the configured upstreams, by upstream name. Cheap to clone; clones share
+/// the breakers, and a [`replace`](ServiceStatus::replace) shows in every clone.
 #[derive(Debug, Clone)]
 pub struct ServiceStatus {
-    breakers: Arc<BTreeMap<String, CircuitBreaker>>,
+    breakers: Arc<RwLock<Arc<Breakers>>>,
 }
+
+type Breakers = BTreeMap<String, CircuitBreaker>;
 
 impl ServiceStatus {
     /// One closed breaker per `[upstreams.<name>]`, with its threshold and recovery timeout.
@@ -43,20 +47,38 @@ impl ServiceStatus {
                 (name.clone(), breaker)
             })
             .collect();
+        Self::from_breakers(breakers)
+    }
+
+    /// The status of breakers that are in use (the gateway's).
+    pub fn from_breakers(breakers: BTreeMap<String, CircuitBreaker>) -> Self {
         Self {
-            breakers: Arc::new(breakers),
+            breakers: Arc::new(RwLock::new(Arc::new(breakers))),
         }
     }
 
-    /// The breakers, by upstream name.
-    pub fn breakers(&self) -> &BTreeMap<String, CircuitBreaker> {
-        &self.breakers
+    /// Shows `breakers` from now on (the gateway's after a config reload).
+    pub fn replace(&self, breakers: BTreeMap<String, CircuitBreaker>) {
+        let mut current = self
+            .breakers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = Arc::new(breakers);
+    }
+
+    /// The breakers shown now, by upstream name.
+    pub fn breakers(&self) -> Arc<BTreeMap<String, CircuitBreaker>> {
+        // Replacing is one assignment: a poisoned lock still holds a whole map.
+        self.breakers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The `/status/services` document at this moment.
     pub fn report(&self) -> Value {
         let services: serde_json::Map<String, Value> = self
-            .breakers
+            .breakers()
             .iter()
             .map(|(name, breaker)| (name.clone(), entry(name, &breaker.snapshot())))
             .collect();
@@ -113,5 +135,18 @@ mod tests {
         assert!(etl["last_failure"].is_null());
         assert!(report["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(report["services"].as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_replacement_shows_in_every_clone() {
+        let text = "[upstreams.etl]\nurl = \"http://127.0.0.1:1\"\n";
+        let config = load_str("portico.toml", text, &Env::default()).unwrap();
+        let status = ServiceStatus::new(&config);
+        let shown = status.clone();
+        let breaker = CircuitBreaker::new("git", BreakerConfig::default(), SystemClock::shared());
+        status.replace(BTreeMap::from([("git".to_owned(), breaker)]));
+        let report = shown.report();
+        let services = report["services"].as_object().unwrap();
+        assert_eq!(services.keys().collect::<Vec<_>>(), ["git"]);
     }
 }

@@ -4,12 +4,15 @@
 //! limit) around the operational endpoints (`/health/live`, `/health`, `/health/ready`,
 //! `/metrics`, `/status/services`) with the REQ_003 fallback, binds `server.listen` (or
 //! `--listen`), and serves until SIGTERM or Ctrl-C, then drains for `server.drain_timeout`.
+//! Meanwhile SIGHUP or an edit of the config file reloads the gateway ([`crate::reload`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,7 +27,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::CliError;
 use crate::cli::LogFormatArg;
 use crate::config::{Config, ConfigSource};
+use crate::gateway::InProcessAuth;
+use crate::reload::{self, GatewayCell, Reloader};
 use crate::status::ServiceStatus;
+use portico_gateway::identity::Authenticator;
 
 /// How long one health check may take before it counts as unhealthy.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,8 +49,30 @@ pub struct UpOptions {
     pub log_level: String,
     /// Where the config came from, for the start-up log.
     pub source: ConfigSource,
-    /// The command, for log lines: `"up"`, or `"auth"` for the auth component alone.
-    pub command: &'static str,
+    /// Which components this process runs.
+    pub role: Role,
+}
+
+/// Which components a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `portico up`: auth and the gateway in one process.
+    Up,
+    /// `portico auth`: the auth component alone.
+    Auth,
+    /// `portico gateway`: the gateway alone, asking the auth component at `[auth] url`.
+    Gateway,
+}
+
+impl Role {
+    /// The command's name, for log lines.
+    pub fn command(self) -> &'static str {
+        match self {
+            Role::Up => "up",
+            Role::Auth => "auth",
+            Role::Gateway => "gateway",
+        }
+    }
 }
 
 /// Why `portico up` stopped with an error.
@@ -78,6 +106,9 @@ pub enum UpError {
     /// The auth component (database, signing keys) could not start.
     #[error("{0}")]
     Auth(#[from] crate::auth::AuthStartError),
+    /// The gateway could not start.
+    #[error("cannot start the gateway: {0}")]
+    Gateway(String),
 }
 
 /// Runs `portico up` until a shutdown signal; blocks the calling thread.
@@ -118,12 +149,73 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     health.register(std::sync::Arc::new(DataDirCheck {
         path: data_dir.clone(),
     }));
-    let auth = crate::auth::start(&config, SystemClock::shared(), &health).await?;
-    let app = router(&config, health, &metrics, portico_auth::api::router(auth));
+    let role = options.role;
+    let mut components = Router::new();
+    let authenticator: Option<Arc<dyn Authenticator>> = match role {
+        Role::Up | Role::Auth => {
+            let auth = crate::auth::start(&config, SystemClock::shared(), &health).await?;
+            components = components.merge(portico_auth::api::router(auth.clone()));
+            (role == Role::Up).then(|| Arc::new(InProcessAuth::new(auth)) as Arc<dyn Authenticator>)
+        }
+        Role::Gateway => {
+            let remote = crate::gateway::remote_auth(&config).map_err(UpError::Gateway)?;
+            // Critical: without auth no credential can be checked that is not cached.
+            let live = format!("{}/health/live", remote.settings().auth_url);
+            let check = portico_gateway::health::HttpCheck::new("auth", true, &live)
+                .map_err(|e| UpError::Gateway(e.to_string()))?;
+            health.register(Arc::new(check));
+            Some(Arc::new(remote))
+        }
+    };
+    let mut reloader = None;
+    let status = match authenticator {
+        Some(authenticator) => {
+            let mut settings = crate::gateway::settings(&config);
+            let identity_key = crate::gateway::identity_key(&data_dir).map_err(UpError::Gateway)?;
+            settings.identity_key = Some(identity_key.clone());
+            let gateway = portico_gateway::Gateway::new(
+                settings,
+                authenticator.clone(),
+                SystemClock::shared(),
+            )
+            .map_err(|e| UpError::Gateway(e.to_string()))?;
+            gateway.register_health(&health);
+            tracing::info!(
+                "portico {}: gateway serving {} route{} to {} upstream{}",
+                role.command(),
+                config.routes.len(),
+                crate::plural(config.routes.len()),
+                config.upstreams.len(),
+                crate::plural(config.upstreams.len()),
+            );
+            // Served through a cell so a config reload can swap the gateway (see reload.rs).
+            let cell = GatewayCell::new(&gateway);
+            components = components.merge(cell.router());
+            let status = ServiceStatus::from_breakers(gateway.breakers());
+            let running = reload::Running {
+                authenticator,
+                identity_key,
+                cell,
+                health: health.clone(),
+                status: status.clone(),
+            };
+            reloader = Some(Reloader::new(
+                options.source.clone(),
+                config.clone(),
+                running,
+            ));
+            status
+        }
+        None => {
+            components = components.fallback(fallback_not_found);
+            ServiceStatus::new(&config)
+        }
+    };
+    let app = router(&config, health, &metrics, status, components);
 
     // Shown absolute so the operator knows exactly where the store and keys are.
     let shown_dir = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
-    let command = options.command;
+    let command = role.command();
     tracing::info!(
         "portico {command}: config from {}",
         options.source.describe()
@@ -133,6 +225,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
 
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
+    reload::spawn(reloader, shutdown.clone());
     metrics.spawn_upkeep(METRICS_UPKEEP, shutdown.clone());
     // shutdown::serve logs the signal, the drain and its deadline.
     shutdown::serve(listener, app, shutdown, config.server.drain_timeout)
@@ -142,21 +235,21 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     Ok(())
 }
 
-/// The public router of `portico up`: the operational endpoints and the `components`'
-/// routes (auth so far), inside the whole tower stack.
+/// The public router: the operational endpoints and the `components`' routes (auth, the
+/// gateway — whose fallback proxies every routed path and answers REQ_003 for the rest —
+/// or, without the gateway, REQ_003's fallback), inside the whole tower stack.
 pub fn router(
     config: &Config,
     health: HealthRegistry,
     metrics: &Metrics,
+    status: ServiceStatus,
     components: Router,
 ) -> Router {
     let max_body = usize::try_from(config.server.max_body.as_u64()).unwrap_or(usize::MAX);
-    let status = ServiceStatus::new(config);
     portico_core::health::routes(health)
         .merge(metrics.routes())
         .merge(status.routes())
         .merge(components)
-        .fallback(fallback_not_found)
         // Outermost last: request id → metrics → envelope → body limit → handler.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::Path;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use portico_core::error::{ApiError, ApiJson};
 
 use crate::error::AuthError;
-use crate::service::AuthService;
+use crate::service::{AuthService, CallbackQuery};
 use dto::{
     CreateApiKeyRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
     TokenRequest, ValidateRequest,
@@ -43,6 +43,8 @@ pub fn router(service: Arc<AuthService>) -> Router {
         .route("/auth/api-keys", post(create_api_key).get(list_api_keys))
         .route("/auth/api-keys/{id}", delete(delete_api_key))
         .route("/auth/token", post(token))
+        .route("/auth/oauth", get(oauth_start))
+        .route("/auth/callback", get(oauth_callback))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/.well-known/openid-configuration",
@@ -134,6 +136,47 @@ async fn token(
         _ => basic_credentials(&headers).ok_or(AuthError::InvalidCredentials)?,
     };
     Ok(Json(auth.service_token(&id, &secret).await?).into_response())
+}
+
+/// `GET /auth/oauth?provider=P&redirect_uri=U`: 302 to the provider.
+async fn oauth_start(State(auth): Shared, RawQuery(query): RawQuery) -> Result<Response> {
+    #[derive(serde::Deserialize)]
+    struct Start {
+        provider: Option<String>,
+        redirect_uri: Option<String>,
+    }
+    let start: Start = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
+        .map_err(|e| AuthError::field("query", e.to_string()))?;
+    let provider = start
+        .provider
+        .ok_or_else(|| AuthError::field("provider", "is required"))?;
+    let redirect_uri = start
+        .redirect_uri
+        .ok_or_else(|| AuthError::field("redirect_uri", "is required"))?;
+    let target = auth.oauth_start(&provider, &redirect_uri).await?;
+    Ok(redirect(target.as_str()))
+}
+
+/// `GET /auth/callback?code&state`: 302 to the login's `redirect_uri` with the tokens in
+/// the fragment (which browsers never send to a server).
+async fn oauth_callback(State(auth): Shared, RawQuery(query): RawQuery) -> Result<Response> {
+    let query: CallbackQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
+        .map_err(|_| AuthError::OAuth("malformed callback query".into()))?;
+    let target = auth.oauth_callback(query).await?;
+    Ok(redirect(target.as_str()))
+}
+
+/// A 302 that no cache keeps and that leaks no referrer.
+fn redirect(location: &str) -> Response {
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+    )
+        .into_response()
 }
 
 /// `Authorization: Basic base64(id:secret)`.

@@ -15,12 +15,9 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signer as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use rand::TryRngCore as _;
-use sha2::{Digest as _, Sha256};
 
 pub mod rotation;
 pub mod set;
@@ -202,18 +199,16 @@ impl fmt::Debug for SigningKey {
 }
 
 /// The RFC 7638 thumbprint of an Ed25519 public key: SHA-256 of the JWK's required members
-/// in lexicographic order, base64url.
+/// in lexicographic order, base64url ([`portico_core::jws::ed25519_thumbprint`]).
 pub fn thumbprint(public_key: &[u8; 32]) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        URL_SAFE_NO_PAD.encode(public_key)
-    );
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    portico_core::jws::ed25519_thumbprint(public_key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn b64(s: &str) -> Vec<u8> {
         URL_SAFE_NO_PAD.decode(s).unwrap()

@@ -3,8 +3,6 @@
 
 use std::time::SystemTime;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde_json::{Value, json};
 
@@ -23,8 +21,6 @@ pub struct KeySet {
 #[derive(Clone)]
 struct PublishedKey {
     kid: String,
-    /// The public key, base64url: the JWK's `x`.
-    x: String,
     decoding: DecodingKey,
     /// The decoded point, ready for verification without per-token decompression.
     verifying: ed25519_dalek::VerifyingKey,
@@ -132,16 +128,7 @@ impl KeySet {
 
 fn jwks_of<'a>(keys: impl Iterator<Item = &'a PublishedKey>) -> Value {
     let keys: Vec<Value> = keys
-        .map(|k| {
-            json!({
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": k.x,
-                "kid": k.kid,
-                "alg": "EdDSA",
-                "use": "sig",
-            })
-        })
+        .map(|k| portico_core::jws::ed25519_jwk(k.verifying.as_bytes(), &k.kid))
         .collect();
     json!({ "keys": keys })
 }
@@ -164,7 +151,6 @@ impl PublishedKey {
         let public = verifying.as_bytes();
         Self {
             kid,
-            x: URL_SAFE_NO_PAD.encode(public),
             // The raw 32 bytes are what jsonwebtoken's Ed25519 verifier reads.
             decoding: DecodingKey::from_ed_der(public),
             verifying,

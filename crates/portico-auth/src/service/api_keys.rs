@@ -85,13 +85,28 @@ impl AuthService {
     /// `DELETE /auth/api-keys/{id}`: the key stops working at once (AUTH_007).
     pub async fn delete_api_key(&self, bearer: &str, id: &str) -> Result<(), AuthError> {
         let claims = self.verify_user(bearer).await?;
-        self.store
-            .revoke_api_key(&claims.sub, id, self.clock.system_now())
+        self.end_api_key(&claims.sub, id, self.clock.system_now())
             .await
             .map_err(store_error)?;
         self.audit(audit_kind::API_KEY_DELETED, Some(&claims.sub), None, None)
             .await;
         Ok(())
+    }
+
+    /// Deletes (revokes) the user's key `id` at `now` in the store, and makes this instance's
+    /// validation cache re-read every cached key before its next use, so the key is refused at
+    /// once here (other instances: within [`REVOCATION_RECHECK`]). Everything in this crate
+    /// that ends an API key goes through here, not through [`Store::revoke_api_key`] alone.
+    pub(super) async fn end_api_key(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let ended = self.store.revoke_api_key(user_id, id, now).await;
+        // After the store has it (whatever it answered: a re-read too many is harmless).
+        self.validations.api_key_deleted();
+        ended
     }
 
     /// `POST /auth/token` with `grant_type=client_credentials`: a service token.
@@ -123,11 +138,74 @@ impl AuthService {
             expires_in: self.settings.access_token_ttl.as_secs(),
         })
     }
+    /// `/auth/validate` for an API key (`full`, whose lookup prefix is `prefix`), through
+    /// the validation cache: an entry is used while `now` is before min(key expiry, cached +
+    /// 5 min); its row is re-read by id (no hashing, one indexed query) when it was last read
+    /// [`REVOCATION_RECHECK`] ago or more, or a key was deleted through this instance since.
     pub(super) async fn validate_api_key(
         &self,
         prefix: &str,
         full: &str,
     ) -> Result<ValidateResponse, AuthError> {
+        let now = self.clock.system_now();
+        let Some(digest) = cache::digest(full) else {
+            return Ok(self
+                .validate_api_key_in_store(prefix, full, now)
+                .await?
+                .answer);
+        };
+        if let Some(entry) = self.validations.api_key(&digest, now) {
+            if !self
+                .validations
+                .needs_recheck(&entry, now, REVOCATION_RECHECK)
+            {
+                return Ok(entry.answer.clone());
+            }
+            let deletions = self.validations.deletions();
+            let row = self
+                .store
+                .api_key(&entry.key_id)
+                .await
+                .map_err(store_error)?;
+            match row {
+                Some(key) if key.revoked_at.is_none() => {
+                    let answer = entry.answer.clone();
+                    self.validations.put_api_key(
+                        digest,
+                        Arc::new(cache::CachedKey {
+                            key_id: entry.key_id.clone(),
+                            answer: entry.answer.clone(),
+                            valid_until: entry.valid_until,
+                            checked_at: now,
+                            deletions,
+                        }),
+                    );
+                    return Ok(answer);
+                }
+                Some(_) => {
+                    self.validations.drop_api_key(&digest);
+                    return Err(AuthError::Revoked("API key deleted".into()));
+                }
+                // The row is gone: look the key up again, as if it had never been cached.
+                None => self.validations.drop_api_key(&digest),
+            }
+        }
+        let entry = self.validate_api_key_in_store(prefix, full, now).await?;
+        let answer = entry.answer.clone();
+        self.validations.put_api_key(digest, Arc::new(entry));
+        Ok(answer)
+    }
+
+    /// Validates an API key on the store alone (key, owner, roles) at `now`; returns the
+    /// cache entry for it.
+    async fn validate_api_key_in_store(
+        &self,
+        prefix: &str,
+        full: &str,
+        now: SystemTime,
+    ) -> Result<cache::CachedKey, AuthError> {
+        // Read before the row, so a deletion racing with this lookup forces a re-check.
+        let deletions = self.validations.deletions();
         let record = self
             .store
             .api_key_by_prefix(prefix)
@@ -136,7 +214,6 @@ impl AuthService {
             .filter(|r| secret_matches(full, &r.secret_hash))
             .ok_or_else(|| AuthError::InvalidToken("unknown API key".into()))?;
         let key = record.info;
-        let now = self.clock.system_now();
         if key.revoked_at.is_some() {
             return Err(AuthError::Revoked("API key deleted".into()));
         }
@@ -160,14 +237,21 @@ impl AuthService {
                 .cloned()
                 .collect()
         };
-        Ok(ValidateResponse {
-            valid: true,
-            user_id: user.id,
-            email: user.email,
-            permissions,
-            roles: view.roles,
-            token_type: "api_key".into(),
-            expires_at: key.expires_at.map(rfc3339),
+        let cached_for = now + cache::API_KEY_TTL;
+        Ok(cache::CachedKey {
+            key_id: key.id,
+            valid_until: key.expires_at.map_or(cached_for, |at| at.min(cached_for)),
+            checked_at: now,
+            deletions,
+            answer: ValidateResponse {
+                valid: true,
+                user_id: user.id,
+                email: user.email,
+                permissions,
+                roles: view.roles,
+                token_type: "api_key".into(),
+                expires_at: key.expires_at.map(rfc3339),
+            },
         })
     }
 }

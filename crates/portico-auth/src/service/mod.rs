@@ -9,15 +9,25 @@
 //! seen at once; one made by another instance sharing the database within
 //! [`REVOCATION_RECHECK`], the time a "not revoked" answer is cached.
 //!
+//! Successful validations are cached (module `cache`): an access token until its `exp`, an
+//! API key for at most five minutes; revocation is still checked on every use, as above.
+//!
 //! # Layout
 //! - this module: sessions and tokens (register, login, refresh, logout, validate, me).
 //! - `api_keys`: API keys and service tokens.
+//! - `oauth`: login with an OAuth / OIDC provider.
 //! - `admin`: what `portico admin` does (users, roles, keys, signing-key rotation).
 //! - `keys`: loading the signing keys from the store.
+//! - `cache`: the validation cache of access tokens and API keys.
 
 mod admin;
 mod api_keys;
+mod cache;
 mod keys;
+mod oauth;
+
+pub use cache::{API_KEY_TTL, CACHE_ENTRIES};
+pub use oauth::CallbackQuery;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -60,8 +70,13 @@ pub struct AuthService {
     verifier: TokenVerifier,
     hasher: PasswordHasher,
     throttle: LoginThrottle,
+    /// OAuth login providers and the `redirect_uri` allow-list.
+    providers: crate::oauth::Providers,
+    redirects: crate::oauth::RedirectAllowlist,
     /// Session id → (when the store was asked, revoked?).
     revocations: Mutex<HashMap<String, (SystemTime, bool)>>,
+    /// Successful validations of access tokens and API keys.
+    validations: cache::ValidationCache,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -89,9 +104,12 @@ impl AuthService {
             issuer: TokenIssuer::new(settings.issuer.clone(), settings.access_token_ttl),
             verifier: TokenVerifier::new(settings.issuer.clone(), audiences),
             hasher: PasswordHasher::new(settings.password_hash_concurrency.max(1)),
+            providers: crate::oauth::Providers::new(&settings.providers)?,
+            redirects: crate::oauth::RedirectAllowlist::new(&settings.redirect_allowlist),
             throttle: LoginThrottle::with_defaults(clock.clone()),
             keys: RwLock::new((Arc::new(keys), clock.system_now())),
             revocations: Mutex::new(HashMap::new()),
+            validations: cache::ValidationCache::new(settings.access_token_ttl),
             settings,
             store,
             clock,
@@ -280,7 +298,8 @@ impl AuthService {
         if let Some((prefix, full)) = ApiKey::parse(token) {
             return self.validate_api_key(prefix, full).await;
         }
-        let claims = self.verify_access(token).await?;
+        let verified = self.verify_access_cached(token).await?;
+        let claims = &verified.claims;
         Ok(ValidateResponse {
             valid: true,
             user_id: claims.sub.clone(),
@@ -381,25 +400,56 @@ impl AuthService {
 
     /// Verifies an access token and refuses it if its session was revoked.
     async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        Ok(self.verify_access_cached(token).await?.claims.clone())
+    }
+
+    /// [`Self::verify_access`] through the validation cache: a token verified before is
+    /// taken from the cache while `now` is before its `exp` and its signing key is still
+    /// accepted; its session's revocation is checked every time.
+    async fn verify_access_cached(
+        &self,
+        token: &str,
+    ) -> Result<Arc<cache::CachedToken>, AuthError> {
         let now = self.clock.system_now();
-        let claims = match self.verifier.verify(&*self.key_set().await, token, now) {
-            Err(TokenError::UnknownKid(_)) => {
-                // A key rotated by another instance or the admin CLI: reload once.
-                let keys = self.reload_keys(now).await?;
-                self.verifier.verify(&keys, token, now)
+        let keys = self.key_set().await;
+        let digest = cache::digest(token);
+        let cached = digest.as_ref().and_then(|d| {
+            let entry = self.validations.token(d, now)?;
+            if keys.verifying_key_at(&entry.kid, now).is_some() {
+                Some(entry)
+            } else {
+                self.validations.drop_token(d);
+                None
             }
-            other => other,
-        }
-        .map_err(|e| match e {
-            TokenError::Expired => AuthError::Expired,
-            other => AuthError::InvalidToken(other.to_string()),
-        })?;
-        if let Some(sid) = &claims.sid
+        });
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                let claims = match self.verifier.verify(&keys, token, now) {
+                    Err(TokenError::UnknownKid(_)) => {
+                        // A key rotated by another instance or the admin CLI: reload once.
+                        let keys = self.reload_keys(now).await?;
+                        self.verifier.verify(&keys, token, now)
+                    }
+                    other => other,
+                }
+                .map_err(|e| match e {
+                    TokenError::Expired => AuthError::Expired,
+                    other => AuthError::InvalidToken(other.to_string()),
+                })?;
+                let entry = Arc::new(cache::CachedToken::new(token, claims, now));
+                if let Some(digest) = digest {
+                    self.validations.put_token(digest, entry.clone());
+                }
+                entry
+            }
+        };
+        if let Some(sid) = &entry.claims.sid
             && self.is_revoked(sid).await?
         {
             return Err(AuthError::Revoked("session ended".into()));
         }
-        Ok(claims)
+        Ok(entry)
     }
 
     async fn is_revoked(&self, sid: &str) -> Result<bool, AuthError> {

@@ -19,6 +19,11 @@ pub mod audit_kind {
     pub const LOGIN_FAILED: &str = "login.failed";
     /// An OAuth login succeeded.
     pub const OAUTH_LOGIN: &str = "oauth.login";
+    /// A provider account was linked to an existing user by its verified email.
+    pub const OAUTH_LINKED: &str = "oauth.linked";
+    /// Linking proved the email of an account that had never been verified: its earlier
+    /// password, sessions and API keys were ended (they may have been set by someone else).
+    pub const OAUTH_TAKEOVER_GUARD: &str = "oauth.unverified_credentials_ended";
     /// A user account was created.
     pub const USER_CREATED: &str = "user.created";
     /// A used refresh token was presented again; its session was revoked.

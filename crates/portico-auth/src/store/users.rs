@@ -200,6 +200,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the user's password (they then sign in through a provider only); `Ok(false)`
+    /// when there was none.
+    pub async fn remove_password(&self, user_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM password_credentials WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// The user's password hash; `None` when the user has none (OAuth-only) or is unknown.
     pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT hash FROM password_credentials WHERE user_id = $1")

@@ -23,8 +23,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::KeySet;
@@ -173,31 +171,12 @@ impl TokenIssuer {
     }
 }
 
-/// Signs `claims` with the set's current key: header `{"typ":"JWT","alg":"EdDSA","kid":…}`.
+/// Signs `claims` with the set's current key: header `{"typ":"JWT","alg":"EdDSA","kid":…}`
+/// ([`portico_core::jws::sign_eddsa`]).
 pub fn sign(keys: &KeySet, claims: &AccessClaims) -> Result<String, SignError> {
-    #[derive(Serialize)]
-    struct Header<'a> {
-        typ: &'static str,
-        alg: &'static str,
-        kid: &'a str,
-    }
     let signer = keys.signer();
-    let header = serde_json::to_vec(&Header {
-        typ: "JWT",
-        alg: "EdDSA",
-        kid: signer.kid(),
-    })
-    .map_err(SignError)?;
-    let claims = serde_json::to_vec(claims).map_err(SignError)?;
-
-    let mut token = String::with_capacity((header.len() + claims.len() + 64) * 4 / 3 + 4);
-    URL_SAFE_NO_PAD.encode_string(&header, &mut token);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
-    let signature = signer.sign(token.as_bytes());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-    Ok(token)
+    portico_core::jws::sign_eddsa(signer.kid(), claims, |message| signer.sign(message))
+        .map_err(SignError)
 }
 
 /// `t` as whole Unix seconds, the JWT NumericDate (0 before the epoch).

@@ -14,15 +14,17 @@
 //! `Circuit breaker CLOSED (service recovered)`) follows the line that explains it. The retry
 //! lines (`Retrying in 1s...`, `✗ All 3 retry attempts failed`) come from
 //! [`LogObserver`](crate::retry::LogObserver).
+//!
+//! Public so that other callers of upstreams (the gateway's streaming proxy) log the same
+//! lines; the response body type is left open for them.
 
-use bytes::Bytes;
 use http::{Method, Response};
 
 use super::ClientError;
 use crate::retry::{Attempt, HumanDelay};
 
 /// `[name] METHOD /path (attempt n/max)`.
-pub(super) fn started(name: &str, method: &Method, path: &str, attempt: Attempt) {
+pub fn started(name: &str, method: &Method, path: &str, attempt: Attempt) {
     tracing::info!(
         upstream = name,
         "[{name}] {method} {path} (attempt {attempt})"
@@ -30,12 +32,12 @@ pub(super) fn started(name: &str, method: &Method, path: &str, attempt: Attempt)
 }
 
 /// The outcome line of one attempt.
-pub(super) fn finished(
+pub fn finished<B>(
     name: &str,
     method: &Method,
     path: &str,
     attempt: Attempt,
-    outcome: &Result<Response<Bytes>, ClientError>,
+    outcome: Result<&Response<B>, &ClientError>,
 ) {
     match outcome {
         Ok(response) if response.status().is_server_error() => tracing::warn!(

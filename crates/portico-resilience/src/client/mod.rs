@@ -37,7 +37,7 @@
 //! ```
 
 mod error;
-mod log;
+pub mod log;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -282,7 +282,13 @@ impl Inner {
             Err(ClientError::BodyTooLarge { .. } | ClientError::InvalidRequest(_)) => false,
             Err(_) => true,
         };
-        log::finished(&self.name, call.method, call.path, attempt, &outcome);
+        log::finished(
+            &self.name,
+            call.method,
+            call.path,
+            attempt,
+            outcome.as_ref(),
+        );
         permit.record(failed);
         outcome
     }
@@ -304,8 +310,8 @@ impl Inner {
 }
 
 /// The cause of a transport error in words, from the innermost I/O error when there is one
-/// (`Connection refused`, as seed 001 prints it).
-fn describe_io(error: &(dyn std::error::Error + 'static)) -> String {
+/// (`Connection refused`, as seed 001 prints it). For logs: it may name addresses.
+pub fn describe_io(error: &(dyn std::error::Error + 'static)) -> String {
     let mut source = Some(error);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {

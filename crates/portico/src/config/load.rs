@@ -215,6 +215,7 @@ prefix = "/public"
 upstream = "etl"
 auth = "none"
 fallback = { cache = true }
+cache = { ttl = "30s" }
 "#;
         let c = load(text, &[]).unwrap();
         let etl = &c.routes[0];
@@ -233,6 +234,26 @@ fallback = { cache = true }
             &serde_json::json!({"busy": true, "n": [1, 2.5]})
         );
         assert_eq!(c.routes[1].fallback, Some(FallbackConfig::Cache));
+        assert_eq!(etl.cache, None);
+        assert_eq!(
+            c.routes[1].cache.map(|c| c.ttl),
+            Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn a_route_cache_needs_a_positive_ttl() {
+        let text = "[upstreams.etl]\nurl = \"http://127.0.0.1:9002\"\n[[routes]]\nprefix = \"/a\"\nupstream = \"etl\"\ncache = { ttl = \"0s\" }\n[[routes]]\nprefix = \"/b\"\nupstream = \"etl\"\ncache = { max_age = \"5s\" }\n[[routes]]\nprefix = \"/c\"\nupstream = \"etl\"\ncache = \"30s\"\n";
+        let p = problems(text, &[]);
+        assert_eq!(
+            p,
+            [
+                "portico.toml:6: routes[0].cache.ttl: must be greater than 0",
+                "portico.toml:10: routes[1].cache.ttl: missing (required)",
+                "portico.toml:10: routes[1].cache.max_age: unknown key (expected one of: ttl)",
+                "portico.toml:14: routes[2].cache: expected a table, found string",
+            ]
+        );
     }
 
     #[test]
@@ -344,7 +365,7 @@ check = { upstream = "collab", path = "check" }
                 "portico.toml:1: server: expected a table, found integer",
                 "portico.toml:3: realtime.history_size: -1 is out of range (must be 0 or more)",
                 "portico.toml:4: realtime.max_frame: expected a size like \"10MiB\", found boolean",
-                "portico.toml:5: extra: unknown key (expected one of: server, database, redis, auth, roles, realtime, upstreams, routes)",
+                "portico.toml:5: extra: unknown key (expected one of: server, database, redis, auth, roles, realtime, upstreams, routes, cors)",
             ]
         );
     }
@@ -368,6 +389,79 @@ check = { upstream = "collab", path = "check" }
             p.iter()
                 .any(|l| l.starts_with("PORTICO_SERVER__LISTEN__PORT: server.listen.port:")),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn cors_default_and_per_route_overrides() {
+        use crate::config::schema::RouteCorsConfig;
+        let text = r#"
+[cors]
+allow_origins = ["https://app.example.com"]
+allow_credentials = true
+max_age = "5m"
+
+[upstreams.etl]
+url = "http://127.0.0.1:9002"
+
+[[routes]]
+prefix = "/a"
+upstream = "etl"
+
+[[routes]]
+prefix = "/b"
+upstream = "etl"
+cors = false
+
+[[routes]]
+prefix = "/c"
+upstream = "etl"
+cors = { allow_origins = ["*"], allow_methods = ["get", "POST"], allow_headers = ["Authorization"] }
+"#;
+        let c = load(text, &[]).unwrap();
+        let default = c.cors.as_ref().unwrap();
+        assert_eq!(default.allow_origins, ["https://app.example.com"]);
+        assert!(default.allow_credentials);
+        assert_eq!(default.max_age, Duration::from_secs(300));
+        assert_eq!(default.allow_methods.len(), 7);
+        assert_eq!(default.allow_headers, None);
+        assert_eq!(c.routes[0].cors, RouteCorsConfig::Default);
+        assert_eq!(c.routes[1].cors, RouteCorsConfig::Off);
+        let RouteCorsConfig::Own(own) = &c.routes[2].cors else {
+            panic!("{:?}", c.routes[2].cors)
+        };
+        assert_eq!(own.allow_origins, ["*"]);
+        assert!(!own.allow_credentials);
+        assert_eq!(own.max_age, Duration::from_secs(600));
+        assert_eq!(
+            own.allow_methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>(),
+            ["GET", "POST"]
+        );
+        assert_eq!(
+            own.allow_headers.as_deref(),
+            Some(&["Authorization".to_owned()][..])
+        );
+        assert_eq!(load("", &[]).unwrap().cors, None);
+    }
+
+    #[test]
+    fn cors_problems_are_reported_with_their_line() {
+        let text = "[cors]\nallow_origins = [\"https://a.example/path\"]\nmax_age = 5\norigins = []\n[upstreams.etl]\nurl = \"http://127.0.0.1:9002\"\n[[routes]]\nprefix = \"/a\"\nupstream = \"etl\"\ncors = true\n[[routes]]\nprefix = \"/b\"\nupstream = \"etl\"\ncors = { allow_origins = [\"*\", \"https://b.example\"], allow_methods = [\"GE T\"] }\n[[routes]]\nprefix = \"/c\"\nupstream = \"etl\"\ncors = { allow_credentials = true }\n";
+        let p = problems(text, &[]);
+        assert_eq!(
+            p,
+            [
+                "portico.toml:2: cors.allow_origins: item 0: \"https://a.example/path\" is not an origin (expected \"*\" or scheme://host[:port], no path)",
+                "portico.toml:3: cors.max_age: expected a duration string like \"15s\", found integer",
+                "portico.toml:4: cors.origins: unknown key (expected one of: allow_origins, allow_credentials, allow_methods, allow_headers, max_age)",
+                "portico.toml:10: routes[0].cors: expected false or a table { allow_origins = [...] }, found boolean",
+                "portico.toml:14: routes[1].cors.allow_origins: \"*\" allows every origin: list it alone",
+                "portico.toml:14: routes[1].cors.allow_methods: item 0: \"GE T\" is not an HTTP method",
+                "portico.toml:18: routes[2].cors.allow_origins: missing (required)",
+            ]
         );
     }
 }

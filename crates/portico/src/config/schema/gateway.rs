@@ -1,15 +1,17 @@
-//! `[upstreams.*]` and `[[routes]]`: the services behind the gateway and the paths to them.
+//! `[upstreams.*]`, `[[routes]]` and `[cors]`: the services behind the gateway, the paths to
+//! them, and the browser origins that may call them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, Method, StatusCode};
+use portico_gateway::settings::{DEFAULT_CORS_MAX_AGE, DEFAULT_CORS_METHODS};
 use portico_resilience::{Preset, UpstreamPolicy};
 
 use super::realtime::known_upstream;
 use crate::config::problem::Problems;
-use crate::config::reader::{Leaf, Positive, Section, mismatch};
+use crate::config::reader::{Leaf, Positive, Section, list, mismatch, text};
 use crate::config::tree::{Node, Origin, Value};
 use crate::config::types::{AuthMode, HttpUrl, RateLimitKey, Secret, Url, UrlPath};
 
@@ -55,6 +57,17 @@ pub struct RouteConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// `fallback = { cache = true }` or `{ status, json }` (optional).
     pub fallback: Option<FallbackConfig>,
+    /// `cache = { ttl = "30s" }` (optional): the GET response cache.
+    pub cache: Option<CacheConfig>,
+    /// `cors = false` or `cors = { … }` (optional): this route's CORS instead of `[cors]`'s.
+    pub cors: RouteCorsConfig,
+}
+
+/// `cache = { ttl = "30s" }`: good GET answers are answered by the gateway for `ttl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// `ttl` (required, > 0): how long a kept answer is served without asking the upstream.
+    pub ttl: Duration,
 }
 
 /// `rate_limit = { per = "user", requests = 100, window = "60s" }`.
@@ -208,6 +221,21 @@ pub(crate) fn read_routes(
         } else {
             None
         };
+        let cache = if s.has("cache") {
+            // Not a table: `section` reports it, and there is no `ttl` to ask for.
+            let table = s
+                .node("cache")
+                .is_some_and(|n| matches!(n.value, Value::Table(_)));
+            let mut c = s.section("cache", problems);
+            let ttl = table
+                .then(|| c.required::<Positive>("ttl", problems))
+                .flatten();
+            c.finish(problems);
+            ttl.map(|ttl| CacheConfig { ttl: ttl.0 })
+        } else {
+            None
+        };
+        let cors = read_route_cors(&mut s, problems);
         s.finish(problems);
         match (prefix, upstream) {
             (Some(prefix), Some(upstream)) => routes.push(RouteConfig {
@@ -218,6 +246,8 @@ pub(crate) fn read_routes(
                 permissions,
                 rate_limit,
                 fallback,
+                cache,
+                cors,
             }),
             _ => complete = false,
         }
@@ -306,4 +336,117 @@ fn to_json(node: &Node) -> Result<serde_json::Value, String> {
                 .collect::<Result<_, String>>()?,
         ),
     })
+}
+
+/// `[cors]`, or a route's `cors = { … }`: which browser origins may call the gateway's
+/// routes (preflights answered by the gateway, `Access-Control-*` on the answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// `allow_origins` (required, non-empty): `scheme://host[:port]` origins, or `["*"]`.
+    pub allow_origins: Vec<String>,
+    /// `allow_credentials` (default `false`): cookies and `Authorization` from the browser;
+    /// with `["*"]` the caller's origin is echoed instead of `*`.
+    pub allow_credentials: bool,
+    /// `allow_methods` (default GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS).
+    pub allow_methods: Vec<Method>,
+    /// `allow_headers` (default: whatever the preflight asks for).
+    pub allow_headers: Option<Vec<String>>,
+    /// `max_age` (default `10m`): how long browsers may keep a preflight's answer.
+    pub max_age: Duration,
+}
+
+/// A route's `cors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteCorsConfig {
+    /// Absent: `[cors]`, if there is one.
+    Default,
+    /// `cors = false`: none, whatever `[cors]` says.
+    Off,
+    /// `cors = { … }`: the route's own (keys not given take the defaults, not `[cors]`'s).
+    Own(CorsConfig),
+}
+
+/// Reads a CORS table (`[cors]` or a route's `cors = { … }`).
+pub(crate) fn read_cors(c: &mut Section<'_>, problems: &mut Problems) -> Option<CorsConfig> {
+    let allow_origins = c.required_with("allow_origins", problems, |n| {
+        let origins = list(n, |item| {
+            let origin = text(item)?;
+            if origin == "*" || is_origin(origin) {
+                Ok(origin.to_owned())
+            } else {
+                Err(format!(
+                    "{origin:?} is not an origin (expected \"*\" or scheme://host[:port], no path)"
+                ))
+            }
+        })?;
+        if origins.is_empty() {
+            return Err("needs at least one origin (or [\"*\"])".to_owned());
+        }
+        if origins.len() > 1 && origins.iter().any(|o| o == "*") {
+            return Err("\"*\" allows every origin: list it alone".to_owned());
+        }
+        Ok(origins)
+    });
+    let allow_credentials = c.or("allow_credentials", false, problems);
+    let allow_methods = c.parse_with("allow_methods", problems, |n| {
+        list(n, |item| {
+            let method = text(item)?;
+            Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| format!("{method:?} is not an HTTP method"))
+        })
+    });
+    let allow_headers = c.parse_with("allow_headers", problems, |n| {
+        list(n, |item| {
+            let name = text(item)?;
+            HeaderName::from_bytes(name.as_bytes())
+                .map(|_| name.to_owned())
+                .map_err(|_| format!("{name:?} is not a header name"))
+        })
+    });
+    let max_age = c.or("max_age", DEFAULT_CORS_MAX_AGE, problems);
+    Some(CorsConfig {
+        allow_origins: allow_origins?,
+        allow_credentials,
+        allow_methods: allow_methods.unwrap_or_else(|| DEFAULT_CORS_METHODS.to_vec()),
+        allow_headers,
+        max_age,
+    })
+}
+
+/// `scheme://host[:port]`: http or https, a host, no path, query or whitespace.
+fn is_origin(origin: &str) -> bool {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    rest.is_some_and(|host| {
+        !host.is_empty()
+            && !host
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@'))
+    })
+}
+
+/// Reads a route's `cors`: `false`, or a table.
+fn read_route_cors(s: &mut Section<'_>, problems: &mut Problems) -> RouteCorsConfig {
+    match s.node("cors").map(|n| (&n.value, n)) {
+        None => RouteCorsConfig::Default,
+        Some((Value::Boolean(false), _)) => RouteCorsConfig::Off,
+        Some((Value::Table(_), _)) => {
+            let mut c = s.section("cors", problems);
+            let cors = read_cors(&mut c, problems);
+            c.finish(problems);
+            cors.map_or(RouteCorsConfig::Default, RouteCorsConfig::Own)
+        }
+        Some((_, node)) => {
+            problems.at(
+                &node.origin,
+                &s.key_path("cors"),
+                format!(
+                    "expected false or a table {{ allow_origins = [...] }}, found {}",
+                    node.value.type_name()
+                ),
+            );
+            RouteCorsConfig::Default
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! - this module: [`Config`], `[server]`, `[database]`, `[redis]`.
 //! - [`auth`]: `[auth]`, `[auth.providers.*]`, `[[auth.clients]]`, `[roles.*]`.
 //! - [`realtime`]: `[realtime]`, `[realtime.actions]`, `[realtime.namespaces.*]`.
-//! - [`gateway`]: `[upstreams.*]`, `[[routes]]`.
+//! - [`gateway`]: `[upstreams.*]`, `[[routes]]`, `[cors]`.
 
 pub mod auth;
 pub mod gateway;
@@ -29,7 +29,9 @@ use super::tree::Node;
 use super::types::{Schemes, Url, optional_url};
 
 pub use auth::{AuthConfig, ClientConfig, ProviderConfig, ProviderEndpoints, RoleConfig};
-pub use gateway::{FallbackConfig, RateLimitConfig, RouteConfig, UpstreamConfig};
+pub use gateway::{
+    CorsConfig, FallbackConfig, RateLimitConfig, RouteConfig, RouteCorsConfig, UpstreamConfig,
+};
 pub use realtime::{ActionConfig, NamespaceConfig, RealtimeConfig, UpstreamCheck};
 
 /// The whole configuration, checked.
@@ -51,6 +53,8 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// `[[routes]]`: the gateway's routes, in file order.
     pub routes: Vec<RouteConfig>,
+    /// `[cors]`: the CORS of every route that does not say otherwise; none when absent.
+    pub cors: Option<CorsConfig>,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ impl Config {
             "realtime",
             "upstreams",
             "routes",
+            "cors",
         ]);
 
         // Every declared upstream counts for references, even one with problems of its own,
@@ -82,6 +87,14 @@ impl Config {
         let realtime =
             RealtimeConfig::read(top.section("realtime", problems), &upstream_names, problems);
         let routes = gateway::read_routes(&mut top, &upstream_names, problems);
+        let cors = if top.has("cors") {
+            let mut c = top.section("cors", problems);
+            let cors = gateway::read_cors(&mut c, problems);
+            c.finish(problems);
+            cors
+        } else {
+            None
+        };
         top.finish(problems);
 
         let mut upstreams = BTreeMap::new();
@@ -97,6 +110,7 @@ impl Config {
             realtime: realtime?,
             upstreams,
             routes: routes?,
+            cors,
         })
     }
 }

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The gateway against nginx, in one run on this machine: the same small GET, proxied to the
+# same fast upstream, once through nginx and once through Portico (`portico up`).
+#
+#   upstream      nginx, 127.0.0.1:$UPSTREAM_PORT: `return 200 '{"ok":true}'` (application/json)
+#   nginx proxy   nginx, 127.0.0.1:$NGINX_PORT: proxy_pass to the upstream over a keepalive pool
+#   portico       portico up, 127.0.0.1:$PORTICO_PORT: route /bench (auth = "none") to the upstream
+#
+# The upstream and the nginx proxy are one nginx (a master and 2 workers, in the foreground)
+# started by this script with its own config in a scratch directory (`nginx -c FILE -p DIR`);
+# the system's nginx config and service are not touched. nginx's proxy side is tuned for proxying: worker_processes 2,
+# an `upstream {}` block with `keepalive 64`, HTTP/1.1 to the upstream with the Connection
+# header cleared (so upstream connections are reused), access_log off, worker_connections 4096.
+# Portico logs at warn. wrk (-t2 -c64, bounded) measures each proxy ROUNDS times, alternating
+# which goes first, so drift in the machine's background load hits both alike.
+#
+#   bash bench/gateway-vs-nginx.sh                       # wrk -t2 -c64 -d10s, 2 rounds
+#   DURATION=5s ROUNDS=3 bash bench/gateway-vs-nginx.sh
+#
+# Target (issue #5): Portico >= 1.0 x nginx's requests/s, and p99 no worse than nginx's.
+# About 1 minute after the build. Only 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-2}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18281}
+NGINX_PORT=${NGINX_PORT:-18282}
+PORTICO_PORT=${PORTICO_PORT:-18283}
+export PATH="$PATH:/usr/sbin:/sbin"
+
+install() { # Debian package names → installed, non-interactively
+  local sudo=
+  if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+  echo "installing $* (Debian packages)…"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
+}
+command -v nginx >/dev/null || install nginx
+command -v wrk >/dev/null || install wrk
+
+cargo build --release -q -p portico
+BIN="$PWD/target/release/portico"
+WORK=$(mktemp -d)
+NGINX_PID=
+PORTICO_PID=
+cleanup() {
+  if [ -n "$PORTICO_PID" ]; then kill "$PORTICO_PID" 2>/dev/null || true; fi
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK"
+mkdir -p logs tmp
+
+cat > nginx.conf <<EOF
+# Written by bench/gateway-vs-nginx.sh; everything lives in this directory.
+daemon off;
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/tmp/body;
+    proxy_temp_path $WORK/tmp/proxy;
+    fastcgi_temp_path $WORK/tmp/fastcgi;
+    uwsgi_temp_path $WORK/tmp/uwsgi;
+    scgi_temp_path $WORK/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+
+    # The fast upstream, shared by both proxies.
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        location / {
+            default_type application/json;
+            return 200 '{"ok":true}';
+        }
+    }
+
+    # nginx as the proxy.
+    upstream bench_upstream {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+NGINX=(nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/logs/error.log")
+"${NGINX[@]}" -t -q
+"${NGINX[@]}" &
+NGINX_PID=$!
+
+cat > portico.toml <<EOF
+[server]
+listen = "127.0.0.1:$PORTICO_PORT"
+data_dir = "data"
+
+[upstreams.bench]
+url = "http://127.0.0.1:$UPSTREAM_PORT"
+
+[[routes]]
+prefix = "/bench"
+upstream = "bench"
+auth = "none"
+EOF
+"$BIN" --log-level warn up --config portico.toml > portico.log 2>&1 &
+PORTICO_PID=$!
+
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/bench"
+PORTICO_URL="http://127.0.0.1:$PORTICO_PORT/bench"
+for _ in $(seq 1 100); do
+  curl -sf "$NGINX_URL" >/dev/null && curl -sf "$PORTICO_URL" >/dev/null && break
+  sleep 0.1
+done
+check() { # name, url → the status and body, or the script stops
+  local got
+  got=$(curl -s -o body.txt -w '%{http_code}' "$2" || true)
+  if [ "$got" != 200 ] || [ "$(cat body.txt)" != '{"ok":true}' ]; then
+    echo "$1 answered $got $(head -c 200 body.txt 2>/dev/null)" >&2
+    cat portico.log logs/error.log >&2 2>/dev/null || true
+    exit 1
+  fi
+  printf '%-8s 200 %s\n' "$1" "$(cat body.txt)"
+}
+check nginx "$NGINX_URL"
+check portico "$PORTICO_URL"
+
+ms() { # a wrk latency (850.00us, 1.20ms, 1.05s) → milliseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; printf "%.3f", n }'
+}
+RESULTS=""
+run() { # name, round, url → one line; appends "name rps p50 p99" to RESULTS
+  local out rps p50 p99 bad
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$3")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  bad=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
+  printf '%-8s round %s %10s req/s   p50 %7s ms   p99 %7s ms   %s\n' "$1" "$2" "$rps" "$p50" "$p99" "${bad:-no errors}"
+  RESULTS+="$1 $rps $p50 $p99;"
+}
+
+echo "$(nproc) cores, $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds, alternating order"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
+for round in $(seq 1 "$ROUNDS"); do
+  if (( round % 2 )); then
+    run nginx "$round" "$NGINX_URL"; run portico "$round" "$PORTICO_URL"
+  else
+    run portico "$round" "$PORTICO_URL"; run nginx "$round" "$NGINX_URL"
+  fi
+done
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for item in sys.argv[1].split(";"):
+    if item:
+        name, *vals = item.split()
+        rows.setdefault(name, []).append(tuple(map(float, vals)))
+med = {n: [statistics.median(r[i] for r in rs) for i in range(3)] for n, rs in rows.items()}
+print(f"\n{'proxy':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (medians of {len(rows['nginx'])} rounds)")
+for n in ("nginx", "portico"):
+    rps, p50, p99 = med[n]
+    print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
+(nr, _, np99), (pr, _, pp99) = med["nginx"], med["portico"]
+print(f"ratio portico/nginx: req/s {pr / nr:.2f} (target >= 1.00), p99 {pp99 / np99:.2f} (target <= 1.00)")
+PY

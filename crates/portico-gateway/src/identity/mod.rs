@@ -1,0 +1,224 @@
+//! Identity at the edge: who is calling, found from the request's credential by an
+//! [`Authenticator`], and what the gateway tells the upstream about it.
+//!
+//! The credential is `Authorization: Bearer <access token | service token | API key>` or
+//! `X-API-Key: <API key>`. Upstreams receive `X-User-ID`, `X-User-Email`,
+//! `X-User-Permissions` (comma list) and their internal token; every `X-User-*`,
+//! `X-Internal-*` and `X-Portico-*` header the client sent is removed first, so nothing a
+//! client writes can pass for identity. With an identity, they also receive
+//! `X-Portico-Identity`, a short-lived JWT the gateway signs ([`token`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use portico_core::error::ApiError;
+
+mod cache;
+mod client;
+mod jwks;
+pub mod remote;
+pub mod token;
+
+pub use remote::{IdentityError, RemoteAuthSettings, RemoteAuthenticator};
+pub use token::{IdentityKey, IdentityKeyError};
+
+/// What kind of credential proved the identity (`token_type` of `/auth/validate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// A user's access token.
+    User,
+    /// An API key.
+    ApiKey,
+    /// A service (client-credentials) token.
+    Service,
+}
+
+impl CredentialKind {
+    /// `user`, `api_key` or `service`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::User => "user",
+            CredentialKind::ApiKey => "api_key",
+            CredentialKind::Service => "service",
+        }
+    }
+
+    /// The kind named by `/auth/validate`'s `token_type`.
+    pub fn parse(token_type: &str) -> Option<Self> {
+        match token_type {
+            "user" => Some(CredentialKind::User),
+            "api_key" => Some(CredentialKind::ApiKey),
+            "service" => Some(CredentialKind::Service),
+            _ => None,
+        }
+    }
+}
+
+/// A caller the gateway has authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user (or service client) id.
+    pub user_id: String,
+    /// The user's email (empty for services).
+    pub email: String,
+    /// What the caller may do.
+    pub permissions: Vec<String>,
+    /// The caller's roles.
+    pub roles: Vec<String>,
+    /// What kind of credential it presented.
+    pub kind: CredentialKind,
+    /// A stable, non-secret id of the credential (for per-API-key rate limits): a hash
+    /// prefix, never the credential itself.
+    pub credential_id: String,
+    /// When the credential stops being valid, if it does.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// The [`Identity::credential_id`] of `credential`: the first 16 hex characters of its
+/// SHA-256 — stable, short, and useless to anyone who reads it in a log or a metric.
+pub fn credential_id(credential: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(credential.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A boxed future, as [`Authenticator`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Finds who a credential belongs to.
+///
+/// Failures are the envelope's: AUTH_001 (invalid), AUTH_002 (expired), AUTH_007 (revoked),
+/// or SYS_002 (503) when auth cannot be asked and nothing is cached.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The identity of `credential` (a token or API key, as presented).
+    fn authenticate<'a>(&'a self, credential: &'a str)
+    -> BoxFuture<'a, Result<Identity, ApiError>>;
+}
+
+/// The credential a request presents, if any: `Authorization: Bearer …`, else `X-API-Key`.
+/// A malformed `Authorization` header is an error (AUTH_001), not an anonymous request.
+pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    use portico_core::error::ErrorCode;
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let invalid = || {
+            ApiError::new(
+                ErrorCode::Auth001,
+                "expected \"Authorization: Bearer <token>\"",
+            )
+        };
+        let value = value.to_str().map_err(|_| invalid())?;
+        let (scheme, token) = value.split_once(' ').ok_or_else(invalid)?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(invalid());
+        }
+        return Ok(Some(token));
+    }
+    match headers.get("x-api-key") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(Some)
+            .ok_or_else(|| ApiError::new(ErrorCode::Auth001, "X-API-Key is not a key")),
+        None => Ok(None),
+    }
+}
+
+/// Whether a client-sent header is one only the gateway may set (`X-User-*`,
+/// `X-Internal-*`, `X-Portico-*`, or the upstream's own internal-token header).
+pub fn is_reserved(name: &HeaderName, internal_token_header: Option<&HeaderName>) -> bool {
+    let n = name.as_str();
+    n.starts_with("x-user-")
+        || n.starts_with("x-internal-")
+        || n.starts_with("x-portico-")
+        || internal_token_header.is_some_and(|h| h == name)
+}
+
+/// Removes every reserved header (see [`is_reserved`]) from `headers`.
+pub fn strip_reserved(headers: &mut HeaderMap, internal_token_header: Option<&HeaderName>) {
+    let reserved: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_reserved(name, internal_token_header))
+        .cloned()
+        .collect();
+    for name in reserved {
+        headers.remove(&name);
+    }
+}
+
+/// Adds `X-User-ID`, `X-User-Email` and `X-User-Permissions` for `identity`. Values that
+/// cannot be header values (control characters) are left out and logged.
+pub fn insert_identity(headers: &mut HeaderMap, identity: &Identity) {
+    let mut put = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => tracing::warn!(
+            header = name,
+            "identity value is not a valid header value; left out"
+        ),
+    };
+    put("x-user-id", &identity.user_id);
+    put("x-user-email", &identity.email);
+    put("x-user-permissions", &identity.permissions.join(","));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_stripped_whatever_their_case() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("X-User-ID", "admin"),
+            ("x-user-permissions", "*"),
+            ("X-Internal-Auth", "guess"),
+            ("X-Portico-Identity", "forged"),
+            ("X-Internal-Token", "guess"),
+            ("X-Custom-Token", "the upstream's configured token header"),
+            ("Accept", "application/json"),
+            ("X-Request-ID", "abc"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let custom = HeaderName::from_static("x-custom-token");
+        strip_reserved(&mut h, Some(&custom));
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "x-request-id"]);
+    }
+
+    #[test]
+    fn credential_ids_are_16_hex_and_differ() {
+        let a = credential_id("pk_abc_secret");
+        assert_eq!(a.len(), 16);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, credential_id("pk_abc_secreT"));
+        assert!(!a.contains("abc"));
+    }
+
+    #[test]
+    fn credential_comes_from_bearer_or_api_key_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(credential(&h).unwrap(), None);
+        h.insert("x-api-key", "pk_abc_def".parse().unwrap());
+        assert_eq!(credential(&h).unwrap(), Some("pk_abc_def"));
+        h.insert("authorization", "Bearer tok".parse().unwrap());
+        assert_eq!(credential(&h).unwrap(), Some("tok"));
+        h.insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+        assert!(credential(&h).is_err());
+        h.insert("authorization", "Bearer ".parse().unwrap());
+        assert!(credential(&h).is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! The headers of a proxied exchange: what the upstream is told, and what the client gets back.
+//!
+//! Both directions lose the hop-by-hop headers of RFC 9110 §7.6.1: `Connection` and every
+//! header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`,
+//! `Upgrade`, `Proxy-Authorization` and `Proxy-Authenticate` (a WebSocket handshake puts its
+//! `Connection: upgrade` and `Upgrade` back on purpose).
+//!
+//! Towards the upstream, after that: the reserved headers a client may not send
+//! (`X-User-*`, `X-Internal-*`, `X-Portico-*`, the upstream's token header) are removed, then
+//! the gateway sets the identity headers (with the signed `X-Portico-Identity`), the internal
+//! token, `X-Request-ID` and `X-Correlation-ID` (both the request id), `traceparent`,
+//! `X-Forwarded-For` (the client's address appended), `X-Forwarded-Proto`, `X-Forwarded-Host`
+//! and `Host` (the upstream's).
+//!
+//! The client's `Authorization` is passed on: upstreams that verify the JWT themselves (or
+//! call `/auth/me` with it) keep working behind the gateway, and it proves nothing the
+//! identity headers do not already say. `X-Forwarded-Proto` and `X-Forwarded-Host` are
+//! overwritten with what the gateway saw, since there is no trusted-proxy list yet to decide
+//! whose claims to keep; `X-Forwarded-For` is appended to, as is customary, so upstreams must
+//! only trust its last entry.
+
+use std::net::IpAddr;
+
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, EXPECT, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use portico_core::RequestId;
+
+use super::trace;
+use crate::identity::{Identity, insert_identity, strip_reserved};
+
+/// `X-Correlation-ID`.
+const X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+/// `X-Forwarded-For`.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The fixed hop-by-hop headers.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHORIZATION,
+    PROXY_AUTHENTICATE,
+];
+
+/// Removes the hop-by-hop headers: the fixed ones and those `Connection` names. A
+/// `Connection` naming `Content-Length` is ignored for it: dropping the length of a body
+/// that is still sent would change how the message is framed.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| *name != CONTENT_LENGTH)
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// What the gateway knows about a request when it writes the upstream's headers.
+pub(crate) struct Forwarding<'a> {
+    /// The caller, when authenticated.
+    pub identity: Option<&'a Identity>,
+    /// The signed `X-Portico-Identity` for that caller.
+    pub identity_token: Option<HeaderValue>,
+    /// The upstream's internal token header and value.
+    pub internal_token: Option<&'a (HeaderName, HeaderValue)>,
+    /// The upstream's `Host`.
+    pub upstream_host: &'a HeaderValue,
+    /// The request's id.
+    pub request_id: &'a RequestId,
+    /// The client's address, when the listener knows it.
+    pub client_ip: Option<IpAddr>,
+    /// The scheme the client used (`http`, or what an absolute request URI says).
+    pub proto: &'a str,
+    /// The authority of the request URI (HTTP/2 clients send it instead of `Host`).
+    pub uri_authority: Option<HeaderValue>,
+    /// The `Upgrade` protocol of a WebSocket handshake being proxied.
+    pub upgrade: Option<&'a HeaderValue>,
+}
+
+/// Turns the client's request headers into the upstream's.
+pub(crate) fn for_upstream(mut headers: HeaderMap, forwarding: &Forwarding<'_>) -> HeaderMap {
+    let client_host = headers
+        .get(HOST)
+        .cloned()
+        .or_else(|| forwarding.uri_authority.clone());
+    remove_hop_by_hop(&mut headers);
+    strip_reserved(
+        &mut headers,
+        forwarding.internal_token.map(|(name, _)| name),
+    );
+    // The upstream's connection is not the client's: no 100-continue dance on it.
+    headers.remove(EXPECT);
+    headers.remove(HOST);
+
+    if let Some(identity) = forwarding.identity {
+        insert_identity(&mut headers, identity);
+    }
+    if let Some(token) = &forwarding.identity_token {
+        headers.insert(crate::identity::token::HEADER, token.clone());
+    }
+    if let Some((name, value)) = forwarding.internal_token {
+        headers.insert(name.clone(), value.clone());
+    }
+    if let Some(id) = forwarding.request_id.to_header_value() {
+        headers.insert(portico_core::request_id::X_REQUEST_ID, id.clone());
+        headers.insert(X_CORRELATION_ID, id);
+    }
+    let traceparent = trace::outgoing(headers.get(trace::TRACEPARENT), forwarding.request_id);
+    headers.insert(trace::TRACEPARENT, traceparent);
+
+    if let Some(ip) = forwarding.client_ip {
+        append_forwarded_for(&mut headers, ip);
+    }
+    if let Ok(proto) = HeaderValue::from_str(forwarding.proto) {
+        headers.insert(X_FORWARDED_PROTO, proto);
+    }
+    match client_host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+    headers.insert(HOST, forwarding.upstream_host.clone());
+
+    if let Some(protocol) = forwarding.upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol.clone());
+    }
+    headers
+}
+
+/// `X-Forwarded-For: <what came>, <client ip>` (every incoming line folded into one).
+fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
+    let mut chain: Vec<String> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty())
+        .map(str::to_owned)
+        .collect();
+    chain.push(ip.to_string());
+    match HeaderValue::from_str(&chain.join(", ")) {
+        Ok(value) => {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+        Err(_) => {
+            headers.insert(
+                X_FORWARDED_FOR,
+                HeaderValue::from_str(&ip.to_string())
+                    .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            );
+        }
+    }
+}
+
+/// Cleans the upstream's response headers for the client; a `101 Switching Protocols`
+/// keeps its `Connection: upgrade` and `Upgrade`.
+pub(crate) fn for_client(headers: &mut HeaderMap, switching_protocols: bool) {
+    let upgrade = switching_protocols
+        .then(|| headers.get(UPGRADE).cloned())
+        .flatten();
+    remove_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = map(&[
+            ("Connection", "keep-alive, X-Secret"),
+            ("Connection", "x-other , content-length"),
+            ("X-Secret", "1"),
+            ("X-Other", "2"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "Expires"),
+            ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "h2c"),
+            ("Proxy-Authorization", "Basic x"),
+            ("Proxy-Authenticate", "Basic"),
+            ("Content-Length", "3"),
+            ("Accept", "*/*"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "content-length"]);
+    }
+
+    #[test]
+    fn upstream_headers_carry_identity_ids_and_forwarding() {
+        let id = RequestId::parse("req-42").unwrap();
+        let token = (
+            HeaderName::from_static("x-internal-auth"),
+            HeaderValue::from_static("s3cret"),
+        );
+        let host = HeaderValue::from_static("127.0.0.1:9002");
+        let identity = Identity {
+            user_id: "u1".into(),
+            email: "a@example.com".into(),
+            permissions: vec!["etl.access".into(), "x".into()],
+            roles: vec![],
+            kind: crate::identity::CredentialKind::User,
+            credential_id: "c".into(),
+            expires_at: None,
+        };
+        let incoming = map(&[
+            ("Host", "api.example.com"),
+            ("X-Forwarded-For", "10.0.0.1, 10.0.0.2"),
+            ("X-Forwarded-For", "10.0.0.3"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-User-ID", "admin"),
+            ("X-Internal-Auth", "guess"),
+            ("X-Correlation-ID", "theirs"),
+            ("Authorization", "Bearer t"),
+            ("Expect", "100-continue"),
+        ]);
+        let out = for_upstream(
+            incoming,
+            &Forwarding {
+                identity: Some(&identity),
+                identity_token: Some(HeaderValue::from_static("a.b.c")),
+                internal_token: Some(&token),
+                upstream_host: &host,
+                request_id: &id,
+                client_ip: Some("127.0.0.9".parse().unwrap()),
+                proto: "http",
+                uri_authority: None,
+                upgrade: None,
+            },
+        );
+        let get = |k: &str| out.get(k).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(get("x-user-id").as_deref(), Some("u1"));
+        assert_eq!(get("x-user-permissions").as_deref(), Some("etl.access,x"));
+        assert_eq!(get("x-portico-identity").as_deref(), Some("a.b.c"));
+        assert_eq!(get("x-internal-auth").as_deref(), Some("s3cret"));
+        assert_eq!(get("x-request-id").as_deref(), Some("req-42"));
+        assert_eq!(get("x-correlation-id").as_deref(), Some("req-42"));
+        assert_eq!(
+            get("x-forwarded-for").as_deref(),
+            Some("10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.9")
+        );
+        assert_eq!(get("x-forwarded-host").as_deref(), Some("api.example.com"));
+        assert_eq!(get("x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(get("host").as_deref(), Some("127.0.0.1:9002"));
+        assert_eq!(get("authorization").as_deref(), Some("Bearer t"));
+        assert_eq!(get("expect"), None);
+        assert!(get("traceparent").unwrap().starts_with("00-"));
+    }
+
+    #[test]
+    fn a_switching_protocols_answer_keeps_its_upgrade() {
+        let mut h = map(&[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Accept", "abc"),
+        ]);
+        for_client(&mut h, true);
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        let mut h = map(&[("Connection", "close"), ("Upgrade", "websocket")]);
+        for_client(&mut h, false);
+        assert!(h.is_empty());
+    }
+}

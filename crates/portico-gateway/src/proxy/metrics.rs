@@ -1,0 +1,92 @@
+//! The gateway's Prometheus metrics (recorded through the `metrics` facade; a no-op until the
+//! binary installs the recorder).
+
+use std::sync::Once;
+use std::time::Duration;
+
+use http::StatusCode;
+use portico_resilience::breaker::State;
+
+/// Proxied requests, by `route` (the route's prefix), `upstream` and `status`.
+pub const REQUESTS_TOTAL: &str = "portico_gateway_requests_total";
+/// Time until the response head (or the gateway's own answer), by `route` and `upstream`.
+pub const REQUEST_DURATION_SECONDS: &str = "portico_gateway_request_duration_seconds";
+/// Retries made, by `upstream`.
+pub const RETRIES_TOTAL: &str = "portico_gateway_retries_total";
+/// The circuit state of each `upstream`: 0 closed, 1 half-open, 2 open.
+pub const CIRCUIT_STATE: &str = "portico_gateway_circuit_state";
+/// Requests refused by a route's rate limit, by `route`.
+pub const RATE_LIMITED_TOTAL: &str = "portico_gateway_rate_limited_total";
+/// Fallback answers served, by `route` and `kind` (`cache` or `static`).
+pub const FALLBACKS_TOTAL: &str = "portico_gateway_fallbacks_total";
+/// GET/HEAD requests on routes with the response cache, by `route` and `result` (`hit`,
+/// `miss`, or `not_modified` for a 304 the gateway answered).
+pub const CACHE_TOTAL: &str = "portico_gateway_cache_total";
+
+/// Describes the metrics to the installed recorder (once per process).
+pub(crate) fn describe() {
+    static DESCRIBED: Once = Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(REQUESTS_TOTAL, "Requests proxied by the gateway");
+        metrics::describe_histogram!(
+            REQUEST_DURATION_SECONDS,
+            metrics::Unit::Seconds,
+            "Gateway request latency until the response head"
+        );
+        metrics::describe_counter!(RETRIES_TOTAL, "Retries of upstream calls");
+        metrics::describe_gauge!(
+            CIRCUIT_STATE,
+            "Circuit breaker state per upstream (0 closed, 1 half-open, 2 open)"
+        );
+        metrics::describe_counter!(RATE_LIMITED_TOTAL, "Requests refused by a rate limit");
+        metrics::describe_counter!(FALLBACKS_TOTAL, "Fallback answers served");
+        metrics::describe_counter!(CACHE_TOTAL, "Response cache lookups by result");
+    });
+}
+
+/// One request answered for `route` of `upstream`.
+pub(crate) fn request(route: &str, upstream: &str, status: StatusCode, elapsed: Duration) {
+    metrics::counter!(
+        REQUESTS_TOTAL,
+        "route" => route.to_owned(),
+        "upstream" => upstream.to_owned(),
+        "status" => status.as_u16().to_string(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        REQUEST_DURATION_SECONDS,
+        "route" => route.to_owned(),
+        "upstream" => upstream.to_owned(),
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// One retry of a call to `upstream`.
+pub(crate) fn retry(upstream: &str) {
+    metrics::counter!(RETRIES_TOTAL, "upstream" => upstream.to_owned()).increment(1);
+}
+
+/// The circuit of `upstream` is in `state`.
+pub(crate) fn circuit_state(upstream: &str, state: State) {
+    let value = match state {
+        State::Closed | State::ForcedClosed => 0.0,
+        State::HalfOpen => 1.0,
+        State::Open | State::ForcedOpen => 2.0,
+    };
+    metrics::gauge!(CIRCUIT_STATE, "upstream" => upstream.to_owned()).set(value);
+}
+
+/// One request to `route` refused by its rate limit.
+pub(crate) fn rate_limited(route: &str) {
+    metrics::counter!(RATE_LIMITED_TOTAL, "route" => route.to_owned()).increment(1);
+}
+
+/// One fallback answer of `kind` (`cache` or `static`) served for `route`.
+pub(crate) fn fallback(route: &str, kind: &'static str) {
+    metrics::counter!(FALLBACKS_TOTAL, "route" => route.to_owned(), "kind" => kind).increment(1);
+}
+
+/// One GET/HEAD on `route`'s response cache with `result` (`hit`, `miss`, `not_modified`).
+pub(crate) fn cache(route: &str, result: &'static str) {
+    metrics::counter!(CACHE_TOTAL, "route" => route.to_owned(), "result" => result).increment(1);
+}
