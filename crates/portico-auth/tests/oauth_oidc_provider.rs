@@ -1,5 +1,5 @@
 //! OAuth login end to end against a real OpenID provider that nobody here wrote: the npm
-//! package `oidc-provider` (tests/oidc-provider), started per test; the user's browser is
+//! package `oidc-provider` (tests/oidc-provider), started once and shared by these tests; the user's browser is
 //! played by `oidc_support::sign_in`. Discovery, PKCE S256, nonce, RS256 ID tokens, the
 //! callback's extra `iss` parameter, linking by verified email and replayed callbacks all go
 //! through the real thing. Needs `PORTICO_TEST_OIDC_PROVIDER` (set by scripts/test), hence
@@ -17,8 +17,8 @@ use portico_auth::oauth::{Endpoints, ProviderSettings};
 
 const APP: &str = "http://127.0.0.1:3000/welcome";
 
-async fn setup() -> (OidcProvider, Server) {
-    let provider = oidc_support::start(&format!("{ISSUER}/auth/callback")).await;
+async fn setup() -> (&'static OidcProvider, Server) {
+    let provider = oidc_support::shared(&format!("{ISSUER}/auth/callback"));
     let mut settings = settings();
     settings.redirect_allowlist = vec![APP.into()];
     settings.providers = vec![ProviderSettings {
@@ -64,7 +64,7 @@ fn fragment_tokens(res: &api_support::Response) -> HashMap<String, String> {
 #[ignore = "needs the oidc-provider npm package (PORTICO_TEST_OIDC_PROVIDER, set by scripts/test)"]
 async fn oidc_provider_login_creates_the_user_and_a_replayed_callback_is_auth_004() {
     let (provider, server) = setup().await;
-    let callback = through_provider(&server, &provider, "alice@example.test").await;
+    let callback = through_provider(&server, provider, "alice@example.test").await;
     let res = server.get(&callback).await;
     let tokens = fragment_tokens(&res);
     assert_eq!(tokens["token_type"], "Bearer");
@@ -82,7 +82,7 @@ async fn oidc_provider_login_creates_the_user_and_a_replayed_callback_is_auth_00
     assert_eq!(replay.json["error"]["code"], "AUTH_004");
 
     // Signing in again is the same user.
-    let callback = through_provider(&server, &provider, "alice@example.test").await;
+    let callback = through_provider(&server, provider, "alice@example.test").await;
     let again = fragment_tokens(&server.get(&callback).await);
     let me2 = server.get_bearer("/auth/me", &again["access_token"]).await;
     assert_eq!(me2.json["id"], me.json["id"]);
@@ -93,7 +93,7 @@ async fn oidc_provider_login_creates_the_user_and_a_replayed_callback_is_auth_00
 async fn oidc_provider_verified_email_links_the_password_account() {
     let (provider, server) = setup().await;
     let registered = server.register_ok("bob@example.test").await;
-    let callback = through_provider(&server, &provider, "bob@example.test").await;
+    let callback = through_provider(&server, provider, "bob@example.test").await;
     let tokens = fragment_tokens(&server.get(&callback).await);
     let me = server.get_bearer("/auth/me", &tokens["access_token"]).await;
     assert_eq!(me.json["id"], registered["user"]["id"]);
@@ -105,7 +105,7 @@ async fn oidc_provider_verified_email_links_the_password_account() {
 #[ignore = "needs the oidc-provider npm package (PORTICO_TEST_OIDC_PROVIDER, set by scripts/test)"]
 async fn oidc_provider_unverified_email_is_refused() {
     let (provider, server) = setup().await;
-    let callback = through_provider(&server, &provider, "unverified@example.test").await;
+    let callback = through_provider(&server, provider, "unverified@example.test").await;
     let res = server.get(&callback).await;
     assert_eq!(res.status, 400, "{:?}", res.json);
     assert_eq!(res.json["error"]["code"], "AUTH_004");
@@ -115,7 +115,7 @@ async fn oidc_provider_unverified_email_is_refused() {
 #[ignore = "needs the oidc-provider npm package (PORTICO_TEST_OIDC_PROVIDER, set by scripts/test)"]
 async fn oidc_provider_forged_state_is_auth_004() {
     let (provider, server) = setup().await;
-    let callback = through_provider(&server, &provider, "carol@example.test").await;
+    let callback = through_provider(&server, provider, "carol@example.test").await;
     let forged = callback.replace("state=", "state=x");
     let res = server.get(&forged).await;
     assert_eq!(res.status, 400);

@@ -140,7 +140,7 @@ async fn sign_in_and_exchange(
 #[tokio::test]
 #[ignore = "needs the oidc-provider npm package: run scripts/test, which installs it and sets PORTICO_TEST_OIDC_PROVIDER"]
 async fn oidc_provider_signs_in_and_issues_an_id_token() {
-    let provider = oidc_support::start(REDIRECT_URI).await;
+    let provider = oidc_support::shared(REDIRECT_URI);
     assert!(
         provider.issuer.starts_with("http://127.0.0.1:"),
         "{}",

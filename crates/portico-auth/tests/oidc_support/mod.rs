@@ -9,24 +9,31 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead as _, BufReader, Read};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
 use url::Url;
 
 /// The variable naming the directory that holds `server.mjs` with its `node_modules`.
 pub const PROVIDER_DIR_VAR: &str = "PORTICO_TEST_OIDC_PROVIDER";
 
-/// How long the provider may take to print its `listening` line.
+/// How long one start of the provider may take to print its `listening` line (it takes about
+/// 1 s on this project's 2-core machines).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How many times [`shared`] starts the provider before giving up. Once, in CI, a provider
+/// process stayed silent for 20 s while three others started in the same second; a second
+/// start is what a person would do, and both attempts' output is shown if it fails too.
+const START_ATTEMPTS: usize = 2;
 
 /// How many requests [`sign_in`] makes at most before giving up (a full sign-in takes 7).
 const MAX_STEPS: usize = 20;
 
-/// A running provider with one confidential client. Dropping it kills the process.
+/// A running provider with one confidential client. It lives as long as the test process:
+/// it exits when its stdin closes, which the kernel does when the test process ends.
 pub struct OidcProvider {
     /// The issuer, `http://127.0.0.1:<port>`; discovery is at
     /// `<issuer>/.well-known/openid-configuration`.
@@ -35,10 +42,12 @@ pub struct OidcProvider {
     pub client_id: String,
     /// The client's secret (client_secret_basic or client_secret_post).
     pub client_secret: String,
-    /// The node process (kill_on_drop).
+    /// The only redirect URI the client may use.
+    pub redirect_uri: String,
+    /// The node process.
     child: Child,
     /// Held open: the provider exits when its stdin closes.
-    stdin: ChildStdin,
+    _stdin: ChildStdin,
     /// Everything the provider wrote to stderr (and stdout after the `listening` line).
     log: Arc<Mutex<String>>,
 }
@@ -60,11 +69,20 @@ impl std::fmt::Debug for OidcProvider {
     }
 }
 
-/// Copies every line of `from` into `log`, until end of file.
-fn collect(from: impl AsyncRead + Unpin + Send + 'static, log: Arc<Mutex<String>>) {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(from).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+/// Copies every line of `from` into `log` on a thread of its own, until end of file; the first
+/// line goes to `first` instead when given.
+fn collect(
+    from: impl Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+    mut first: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if let Some(first) = first.take() {
+                let _ = first.send(line);
+                continue;
+            }
             if let Ok(mut log) = log.lock() {
                 log.push_str(&line);
                 log.push('\n');
@@ -73,10 +91,26 @@ fn collect(from: impl AsyncRead + Unpin + Send + 'static, log: Arc<Mutex<String>
     });
 }
 
-/// Starts the provider on a free port of 127.0.0.1, with one client (a fresh random secret)
-/// whose only allowed redirect URI is `redirect_uri`. Panics if `PORTICO_TEST_OIDC_PROVIDER`
-/// is unset, or if the provider is not listening within 20 s.
-pub async fn start(redirect_uri: &str) -> OidcProvider {
+/// The provider of this test process, started on first use on a free port of 127.0.0.1 with
+/// one client (a fresh random secret) whose only allowed redirect URI is `redirect_uri`, and
+/// shared by the process's tests (each signs in with its own cookie jar, and the accounts it
+/// makes are derived from the login typed, so tests do not see each other). Starting one
+/// provider per process rather than per test keeps the node start-ups (about 1 s of CPU each)
+/// out of the way of the tests. Panics if `PORTICO_TEST_OIDC_PROVIDER` is unset, if the
+/// provider does not start, or if a test asks for another redirect URI.
+pub fn shared(redirect_uri: &str) -> &'static OidcProvider {
+    static PROVIDER: OnceLock<OidcProvider> = OnceLock::new();
+    let provider = PROVIDER.get_or_init(|| start(redirect_uri));
+    assert_eq!(
+        provider.redirect_uri, redirect_uri,
+        "the shared OIDC provider's client allows one redirect URI per test process"
+    );
+    provider
+}
+
+/// Starts the provider, making up to [`START_ATTEMPTS`] attempts; panics with every attempt's
+/// output if none prints `listening <issuer>` within [`START_TIMEOUT`].
+fn start(redirect_uri: &str) -> OidcProvider {
     let dir = std::env::var(PROVIDER_DIR_VAR).unwrap_or_else(|_| {
         panic!(
             "{PROVIDER_DIR_VAR} is unset: it must name the directory holding server.mjs with its \
@@ -84,11 +118,34 @@ pub async fn start(redirect_uri: &str) -> OidcProvider {
              `npm ci --prefix crates/portico-auth/tests/oidc-provider`)"
         )
     });
+    let mut failures = Vec::new();
+    for attempt in 1..=START_ATTEMPTS {
+        match start_once(&dir, redirect_uri) {
+            Ok(provider) => {
+                if !failures.is_empty() {
+                    eprintln!(
+                        "the OIDC provider started at attempt {attempt}; before:\n{}",
+                        failures.join("\n")
+                    );
+                }
+                return provider;
+            }
+            Err(failure) => failures.push(format!("attempt {attempt}: {failure}")),
+        }
+    }
+    panic!(
+        "the OIDC provider in {dir} did not start:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// One start of `node server.mjs` in `dir`; on failure, what happened and the provider's stderr.
+fn start_once(dir: &str, redirect_uri: &str) -> Result<OidcProvider, String> {
     let client_id = "portico-test".to_owned();
     let client_secret = format!("{:032x}", rand::random::<u128>());
     let mut child = Command::new("node")
         .arg("server.mjs")
-        .current_dir(&dir)
+        .current_dir(dir)
         .env("CLIENT_ID", &client_id)
         .env("CLIENT_SECRET", &client_secret)
         .env("REDIRECT_URI", redirect_uri)
@@ -96,43 +153,45 @@ pub async fn start(redirect_uri: &str) -> OidcProvider {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `node server.mjs` in {dir}: {e}"));
-    let stdin = child.stdin.take().expect("piped stdin");
-    let stdout = child.stdout.take().expect("piped stdout");
+        .map_err(|e| format!("cannot run `node server.mjs`: {e}"))?;
     let log = Arc::new(Mutex::new(String::new()));
-    collect(child.stderr.take().expect("piped stderr"), log.clone());
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.kill();
+        return Err("the child's pipes are missing".into());
+    };
+    collect(stderr, log.clone(), None);
+    let (first_tx, first_rx) = mpsc::channel();
+    collect(stdout, log.clone(), Some(first_tx));
 
-    let mut stdout = BufReader::new(stdout);
-    let mut first = String::new();
-    let read = tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut first)).await;
-    let issuer = match read {
-        Ok(Ok(n)) if n > 0 => first
-            .trim_end()
-            .strip_prefix("listening ")
-            .map(str::to_owned),
-        _ => None,
-    };
+    let first = first_rx.recv_timeout(START_TIMEOUT);
+    let issuer = first
+        .as_deref()
+        .ok()
+        .and_then(|line| line.trim_end().strip_prefix("listening "))
+        .map(str::to_owned);
     let Some(issuer) = issuer else {
-        // Give the stderr reader a moment to catch the provider's last words.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let status = child.try_wait().ok().flatten();
+        let _ = child.kill();
+        let status = child.wait().ok();
+        // The stderr thread ends once the process is gone; give it a moment to catch up.
+        std::thread::sleep(Duration::from_millis(200));
         let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-        panic!(
-            "the OIDC provider in {dir} exited or did not print `listening <issuer>` within {START_TIMEOUT:?} \
-             (first stdout line: {first:?}, exit status: {status:?}); its stderr:\n{log}"
-        );
+        return Err(format!(
+            "no `listening <issuer>` line within {START_TIMEOUT:?} (first stdout line: {first:?}; \
+             after kill: {status:?}); its stderr:\n{log}"
+        ));
     };
-    collect(stdout, log.clone());
-    OidcProvider {
+    Ok(OidcProvider {
         issuer,
         client_id,
         client_secret,
+        redirect_uri: redirect_uri.to_owned(),
         child,
-        stdin,
+        _stdin: stdin,
         log,
-    }
+    })
 }
 
 /// A plain-HTTP client for talking to the provider: no redirects followed, 10 s timeout.
