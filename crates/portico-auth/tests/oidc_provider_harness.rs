@@ -166,7 +166,7 @@ async fn oidc_provider_signs_in_and_issues_an_id_token() {
 
     // A verified account, code exchanged with client_secret_basic.
     let (request, tokens, exchange) =
-        sign_in_and_exchange(&provider, &discovery, "alice@example.test", true).await;
+        sign_in_and_exchange(provider, &discovery, "alice@example.test", true).await;
     let id_token = tokens["id_token"].as_str().unwrap();
     assert_eq!(jwt_part(id_token, 0)["alg"], "RS256");
     let claims = jwt_part(id_token, 1);
@@ -213,7 +213,7 @@ async fn oidc_provider_signs_in_and_issues_an_id_token() {
 
     // An unverified account, code exchanged with client_secret_post.
     let (request, tokens, _) =
-        sign_in_and_exchange(&provider, &discovery, "unverified@example.test", false).await;
+        sign_in_and_exchange(provider, &discovery, "unverified@example.test", false).await;
     let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
     assert_eq!(claims["nonce"], request.nonce.as_str(), "{claims}");
     assert_eq!(claims["sub"], "acct-unverified@example.test", "{claims}");
