@@ -42,11 +42,17 @@ command -v wrk >/dev/null || install wrk
 
 cargo build --release -q -p portico
 BIN="$PWD/target/release/portico"
+BARE_PORT=${BARE_PORT:-18284}
+if [ -n "${BARE:-}" ]; then
+  cargo build --release -q -p portico-gateway --example bare_proxy
+  BARE_BIN="$PWD/target/release/examples/bare_proxy"
+fi
 WORK=$(mktemp -d)
 NGINX_PID=
 PORTICO_PID=
 cleanup() {
   if [ -n "$PORTICO_PID" ]; then kill "$PORTICO_PID" 2>/dev/null || true; fi
+  if [ -n "${BARE_PID:-}" ]; then kill "$BARE_PID" 2>/dev/null || true; fi
   if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
@@ -118,8 +124,17 @@ PORTICO_PID=$!
 
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/bench"
 PORTICO_URL="http://127.0.0.1:$PORTICO_PORT/bench"
+declare -A URLS=([nginx]="$NGINX_URL" [portico]="$PORTICO_URL")
+BARE_PID=
+if [ -n "${BARE:-}" ]; then
+  # The floor: hyper's smallest proxy (crates/portico-gateway/examples/bare_proxy.rs).
+  "$BARE_BIN" "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UPSTREAM_PORT/" "$BARE" > bare.log 2>&1 &
+  BARE_PID=$!
+  URLS[bare]="http://127.0.0.1:$BARE_PORT/bench"
+fi
 for _ in $(seq 1 100); do
-  curl -sf "$NGINX_URL" >/dev/null && curl -sf "$PORTICO_URL" >/dev/null && break
+  curl -sf "$NGINX_URL" >/dev/null && curl -sf "$PORTICO_URL" >/dev/null &&
+    { [ -z "${BARE:-}" ] || curl -sf "${URLS[bare]}" >/dev/null; } && break
   sleep 0.1
 done
 check() { # name, url → the status and body, or the script stops
@@ -134,6 +149,7 @@ check() { # name, url → the status and body, or the script stops
 }
 check nginx "$NGINX_URL"
 check portico "$PORTICO_URL"
+if [ -n "${BARE:-}" ]; then check bare "${URLS[bare]}"; fi
 
 ms() { # a wrk latency (850.00us, 1.20ms, 1.05s) → milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; printf "%.3f", n }'
@@ -153,12 +169,15 @@ run() { # name, round, url → one line; appends "name rps p50 p99" to RESULTS
 echo "$(nproc) cores, $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds, alternating order"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
+PROXIES=(nginx portico)
+if [ -n "${BARE:-}" ]; then PROXIES+=(bare); fi
 for round in $(seq 1 "$ROUNDS"); do
-  if (( round % 2 )); then
-    run nginx "$round" "$NGINX_URL"; run portico "$round" "$PORTICO_URL"
-  else
-    run portico "$round" "$PORTICO_URL"; run nginx "$round" "$NGINX_URL"
-  fi
+  # Rotate the order each round, so drift in the machine's load hits every proxy alike.
+  n=${#PROXIES[@]}
+  for i in $(seq 0 $((n - 1))); do
+    name=${PROXIES[$(( (i + round - 1) % n ))]}
+    run "$name" "$round" "${URLS[$name]}"
+  done
 done
 python3 - "$RESULTS" <<'PY'
 import statistics, sys
@@ -169,9 +188,12 @@ for item in sys.argv[1].split(";"):
         rows.setdefault(name, []).append(tuple(map(float, vals)))
 med = {n: [statistics.median(r[i] for r in rs) for i in range(3)] for n, rs in rows.items()}
 print(f"\n{'proxy':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (medians of {len(rows['nginx'])} rounds)")
-for n in ("nginx", "portico"):
+for n in rows:
     rps, p50, p99 = med[n]
     print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
 (nr, _, np99), (pr, _, pp99) = med["nginx"], med["portico"]
 print(f"ratio portico/nginx: req/s {pr / nr:.2f} (target >= 1.00), p99 {pp99 / np99:.2f} (target <= 1.00)")
+if "bare" in med:
+    br, _, bp99 = med["bare"]
+    print(f"ratio bare/nginx:    req/s {br / nr:.2f}, p99 {bp99 / np99:.2f} (hyper's own floor, none of the gateway's work)")
 PY

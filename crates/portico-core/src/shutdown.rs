@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -102,13 +103,124 @@ async fn next_signal() -> &'static str {
 /// Serves `app` on `listener` until `shutdown` triggers, then stops accepting connections,
 /// lets in-flight requests finish and returns — after at most `drain_timeout`. Requests still
 /// running at the deadline are abandoned (their connections close when the runtime stops).
-/// Handlers can read the peer address with `ConnectInfo<SocketAddr>`.
+/// Handlers can read the peer address with `ConnectInfo<SocketAddr>`. Connections are served
+/// on the calling runtime; [`serve_workers`] serves on one single-threaded runtime per core.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: Shutdown,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
+    let (app, in_flight) = counting_in_flight(app);
+    let server = axum::serve(
+        listener.tap_io(set_nodelay),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.wait())
+    .into_future();
+    drain(server, &shutdown, drain_timeout, &in_flight).await
+}
+
+/// Like [`serve`], but connections are accepted and served by `workers` threads, each running
+/// its own single-threaded tokio runtime on a clone of `listener` (the kernel hands each new
+/// connection to whichever thread accepts first).
+///
+/// Why: on a multi-threaded runtime the task serving a client connection, the upstream
+/// connection's task and the timers it waits on end up on different threads, so nearly every
+/// proxied request wakes another thread (a futex call and a context switch). One runtime per
+/// core keeps a request on one thread from accept to response, as nginx's worker processes
+/// do; docs/BENCHMARKS.md has the measurement (about twice the requests/s on 2 cores).
+///
+/// Everything `app` holds must be usable from any thread (it is: axum requires `Send`).
+/// Tasks spawned while serving (a hyper client's connection, a WebSocket tunnel) run on the
+/// worker that spawned them. If a worker fails, shutdown is triggered so the others stop too,
+/// and its error is returned once they have drained.
+pub async fn serve_workers(
+    listener: std::net::TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    drain_timeout: Duration,
+    workers: usize,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let (app, in_flight) = counting_in_flight(app);
+    let mut finished = Vec::with_capacity(workers.max(1));
+    for index in 0..workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        let (done, finished_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("portico-serve-{index}"))
+            .spawn(move || {
+                let serve = || worker(listener, app, &shutdown, drain_timeout);
+                // A panic's message is on stderr already; it stops the others like an error.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve))
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a serving thread panicked")));
+                if result.is_err() {
+                    shutdown.trigger();
+                }
+                let _ = done.send(result);
+            })?;
+        finished.push(finished_rx);
+    }
+    let all = async move {
+        let mut outcome = Ok(());
+        for finished in finished {
+            let result = finished
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("a serving thread vanished")));
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        outcome
+    };
+    drain(all, &shutdown, drain_timeout, &in_flight).await
+}
+
+/// One serving thread of [`serve_workers`]: a single-threaded runtime serving `listener`
+/// until shutdown, and then for at most `drain_timeout` more.
+fn worker(
+    listener: std::net::TcpListener,
+    app: Router,
+    shutdown: &Shutdown,
+    drain_timeout: Duration,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener)?;
+        let server = axum::serve(
+            listener.tap_io(set_nodelay),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.wait())
+        .into_future();
+        let deadline = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.wait().await;
+                tokio::time::sleep(drain_timeout).await;
+            }
+        };
+        tokio::select! {
+            result = server => result,
+            () = deadline => Ok(()),
+        }
+    })
+}
+
+/// Small answers go out at once: Nagle's algorithm would hold a response written in two
+/// parts until the client acknowledges the first.
+fn set_nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY on an accepted connection: {e}");
+    }
+}
+
+/// `app` counting its requests in flight, and the counter.
+fn counting_in_flight(app: Router) -> (Router, Arc<AtomicUsize>) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let counter = in_flight.clone();
     let app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -118,31 +230,28 @@ pub async fn serve(
             next.run(req).await
         }
     }));
+    (app, in_flight)
+}
 
-    let signal = {
-        let shutdown = shutdown.clone();
-        let in_flight = in_flight.clone();
-        async move {
-            shutdown.wait().await;
-            tracing::info!(
-                in_flight = in_flight.load(Ordering::SeqCst),
-                "draining for up to {}: no new connections, waiting for in-flight requests",
-                humantime::format_duration(drain_timeout)
-            );
-        }
-    };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .into_future();
+/// Runs `server` (which stops accepting once `shutdown` triggers and ends when its
+/// connections have) and, from the shutdown on, gives it at most `drain_timeout`, logging the
+/// drain and its end.
+async fn drain(
+    server: impl Future<Output = std::io::Result<()>>,
+    shutdown: &Shutdown,
+    drain_timeout: Duration,
+    in_flight: &AtomicUsize,
+) -> std::io::Result<()> {
     tokio::pin!(server);
-
     tokio::select! {
         result = &mut server => return result,
         () = shutdown.wait() => {}
     }
+    tracing::info!(
+        in_flight = in_flight.load(Ordering::SeqCst),
+        "draining for up to {}: no new connections, waiting for in-flight requests",
+        humantime::format_duration(drain_timeout)
+    );
     match tokio::time::timeout(drain_timeout, server).await {
         Ok(result) => {
             tracing::info!("drained");

@@ -137,9 +137,8 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         source,
     })?;
     let addr = options.listen.unwrap_or(config.server.listen);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| UpError::Bind { addr, source })?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| UpError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| UpError::Bind { addr, source })?;
@@ -228,9 +227,19 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     reload::spawn(reloader, shutdown.clone());
     metrics.spawn_upkeep(METRICS_UPKEEP, shutdown.clone());
     // shutdown::serve logs the signal, the drain and its deadline.
-    shutdown::serve(listener, app, shutdown, config.server.drain_timeout)
-        .await
-        .map_err(UpError::Serve)?;
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    shutdown::serve_workers(
+        listener,
+        app,
+        shutdown,
+        config.server.drain_timeout,
+        workers,
+    )
+    .await
+    .map_err(UpError::Serve)?;
     tracing::info!("portico {command}: stopped");
     Ok(())
 }

@@ -23,6 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, V
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
+use thread_local::ThreadLocal;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portico_resilience::breaker::{BreakerConfig, CircuitBreaker, State};
@@ -82,7 +83,14 @@ pub(crate) struct Upstream {
     pub(crate) host: HeaderValue,
     pub(crate) internal_token: Option<(HeaderName, HeaderValue)>,
     pub(crate) breaker: CircuitBreaker,
-    client: HttpClient,
+    /// How connections to the upstream are made (TLS for `https://`).
+    connector: HttpsConnector<HttpConnector>,
+    /// One pooled client per thread that calls the upstream. Served by one single-threaded
+    /// runtime per core (`portico_core::shutdown::serve_workers`), a request then uses
+    /// connections whose tasks run on its own thread: a pool shared by the threads would
+    /// hand a request a connection driven by another thread, and wake that thread for
+    /// every request.
+    clients: ThreadLocal<HttpClient>,
     clock: SharedClock,
     timeout: Duration,
     retry: RetryPolicy,
@@ -166,10 +174,6 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
 
         let name: Arc<str> = Arc::from(name);
         let wanted = BreakerConfig::from(policy);
@@ -187,7 +191,8 @@ impl Upstream {
             host,
             internal_token,
             breaker,
-            client,
+            connector,
+            clients: ThreadLocal::new(),
             clock,
             timeout: policy.timeout,
             retry,
@@ -197,6 +202,16 @@ impl Upstream {
                 .health
                 .clone()
                 .map(|path| (path, settings.critical)),
+        })
+    }
+
+    /// This thread's pooled client for the upstream.
+    fn client(&self) -> &HttpClient {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_timer(TokioTimer::new())
+                .build(self.connector.clone())
         })
     }
 
@@ -218,7 +233,7 @@ impl Upstream {
             self.name.to_string(),
             *critical,
             self.uri(path).ok(),
-            self.client.clone(),
+            self.client().clone(),
             self.internal_token.clone(),
             self.breaker.clone(),
         ))
@@ -301,7 +316,7 @@ impl Upstream {
             }
         };
         log::started(&self.name, method, log_path, attempt);
-        let outcome = match timeout(&self.clock, self.timeout, self.client.request(request)).await {
+        let outcome = match timeout(&self.clock, self.timeout, self.client().request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(self.transport_error(&error)),
             Err(TimeoutElapsed(after)) => Err(Failure::Upstream(ClientError::Timeout {

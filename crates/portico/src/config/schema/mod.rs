@@ -126,6 +126,9 @@ pub struct ServerConfig {
     pub max_body: ByteSize,
     /// `drain_timeout` (default `30s`): how long a graceful shutdown waits for requests.
     pub drain_timeout: Duration,
+    /// `workers` (default `0`: one per core): how many threads accept and serve the public
+    /// listener's connections, each with a single-threaded runtime.
+    pub workers: usize,
 }
 
 /// `server.listen`'s default.
@@ -142,12 +145,14 @@ impl ServerConfig {
         let drain_timeout = s
             .or("drain_timeout", Positive(Duration::from_secs(30)), problems)
             .0;
+        let workers = s.or("workers", 0, problems);
         s.finish(problems);
         Self {
             listen,
             data_dir,
             max_body,
             drain_timeout,
+            workers,
         }
     }
 }
