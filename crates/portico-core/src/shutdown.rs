@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -222,14 +225,7 @@ fn set_nodelay(stream: &mut tokio::net::TcpStream) {
 /// `app` counting its requests in flight, and the counter.
 fn counting_in_flight(app: Router) -> (Router, Arc<AtomicUsize>) {
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let counter = in_flight.clone();
-    let app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
-        let guard = InFlight::enter(counter.clone());
-        async move {
-            let _guard = guard;
-            next.run(req).await
-        }
-    }));
+    let app = app.layer(InFlightLayer(in_flight.clone()));
     (app, in_flight)
 }
 
@@ -265,6 +261,64 @@ async fn drain(
             );
             Ok(())
         }
+    }
+}
+
+/// Counts each request as in flight until its response future is done or dropped (a plain
+/// layer: no boxed future per request).
+#[derive(Debug, Clone)]
+struct InFlightLayer(Arc<AtomicUsize>);
+
+impl<S> Layer<S> for InFlightLayer {
+    type Service = InFlightService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InFlightService {
+            inner,
+            counter: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`InFlightLayer`].
+#[derive(Debug, Clone)]
+struct InFlightService<S> {
+    inner: S,
+    counter: Arc<AtomicUsize>,
+}
+
+impl<S: Service<R>, R> Service<R> for InFlightService<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InFlightFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let guard = InFlight::enter(self.counter.clone());
+        InFlightFuture {
+            inner: self.inner.call(request),
+            _guard: guard,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`InFlightService`]: the request counts until it is dropped.
+    struct InFlightFuture<F> {
+        #[pin]
+        inner: F,
+        _guard: InFlight,
+    }
+}
+
+impl<F: Future> Future for InFlightFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
     }
 }
 

@@ -10,7 +10,7 @@
 //!               └→ swap it into the cell; /status/services and /health follow it
 //! ```
 //!
-//! The public router's fallback is one handler reading the current gateway's router from a
+//! The public router's fallback is one handler reading the current gateway from a
 //! [`GatewayCell`] per request: a request keeps the gateway it started with until it is
 //! answered (streamed bodies and WebSocket tunnels included), the next one — on the same
 //! keep-alive connection too — gets the new gateway.
@@ -32,9 +32,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -44,7 +45,6 @@ use portico_core::shutdown::Shutdown;
 use portico_gateway::Gateway;
 use portico_gateway::identity::{Authenticator, IdentityKey};
 use portico_resilience::breaker::{BreakerConfig, CircuitBreaker};
-use tower::ServiceExt;
 
 use crate::config::{self, Config, ConfigSource, Env};
 use crate::status::ServiceStatus;
@@ -52,49 +52,38 @@ use crate::status::ServiceStatus;
 /// How often the config file's modification time and size are looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The gateway currently serving, swappable while requests run. Cheap to read: one read
-/// lock and an `Arc` clone per request.
+/// The gateway currently serving, swappable while requests run. Cheap to read: one atomic
+/// load and an `Arc` clone per request, with no lock for readers to queue on.
 #[derive(Debug)]
 pub struct GatewayCell {
-    current: RwLock<Router>,
+    current: ArcSwap<Gateway>,
 }
 
 impl GatewayCell {
     /// A cell serving `gateway`.
     pub fn new(gateway: &Arc<Gateway>) -> Arc<Self> {
         Arc::new(Self {
-            current: RwLock::new(gateway.router()),
+            current: ArcSwap::new(gateway.clone()),
         })
     }
 
     /// Serves `gateway` from the next request on; requests already running finish on the
     /// gateway they started with.
     pub fn swap(&self, gateway: &Arc<Gateway>) {
-        let router = gateway.router();
-        // A poisoned lock still holds a whole router: assignment cannot be half done.
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = router;
+        self.current.store(gateway.clone());
     }
 
-    /// A router whose fallback hands every request to the current gateway (which proxies
-    /// routed paths, serves its JWKS and answers REQ_003 for the rest). Merge it last into
-    /// the public router, like [`Gateway::router`].
+    /// A router whose fallback hands every request to the current gateway's
+    /// [`Gateway::handle`] (which proxies routed paths, serves its JWKS and answers REQ_003
+    /// for the rest). Merge it last into the public router, like [`Gateway::router`].
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new().fallback(dispatch).with_state(self.clone())
-    }
-
-    fn current(&self) -> Router {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 }
 
 async fn dispatch(State(cell): State<Arc<GatewayCell>>, request: Request) -> Response {
-    match cell.current().oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+    let gateway = cell.current.load_full();
+    gateway.handle(request).await
 }
 
 /// What a reload needs besides the new config: what the running gateway was built with.

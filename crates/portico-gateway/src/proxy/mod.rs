@@ -55,7 +55,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_LENGTH, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use portico_core::RequestId;
 use portico_core::clock::SharedClock;
 use portico_core::error::{ApiError, ErrorCode};
@@ -189,19 +189,29 @@ impl Gateway {
         }))
     }
 
-    /// An axum Router whose fallback handles every path: routed paths are proxied, the rest
-    /// get 404 `REQ_003` (envelope). It also serves the gateway's JWKS at
-    /// [`JWKS_PATH`](crate::identity::token::JWKS_PATH), which no route can shadow. Merge it
+    /// An axum Router whose fallback handles every path with [`Gateway::handle`]. Merge it
     /// last into the public router, whose fallback it becomes; serve with
     /// `into_make_service_with_connect_info::<SocketAddr>()` for `X-Forwarded-For`.
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route(
-                crate::identity::token::JWKS_PATH,
-                axum::routing::get(identity_jwks),
-            )
-            .fallback(handle)
-            .with_state(self.clone())
+        Router::new().fallback(handle).with_state(self.clone())
+    }
+
+    /// Answers one request: the gateway's JWKS at
+    /// [`JWKS_PATH`](crate::identity::token::JWKS_PATH) (which no route can shadow), routed
+    /// paths proxied, the rest 404 `REQ_003` (envelope).
+    pub async fn handle(&self, request: Request) -> Response {
+        if request.uri().path() == crate::identity::token::JWKS_PATH {
+            return match *request.method() {
+                Method::GET | Method::HEAD => self.identity_jwks(),
+                // As axum's router answers: the envelope layer words it.
+                _ => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [(http::header::ALLOW, "GET,HEAD")],
+                )
+                    .into_response(),
+            };
+        }
+        self.serve(request).await
     }
 
     /// The circuit breakers, by upstream name (clones sharing the live state).
@@ -230,6 +240,19 @@ impl Gateway {
     /// The Redis the rate limits share, when `redis_url` was set.
     pub fn redis(&self) -> Option<&Arc<RedisStore>> {
         self.redis.as_ref()
+    }
+
+    /// `GET /.well-known/portico-identity-jwks.json`: the key `X-Portico-Identity` is signed
+    /// with.
+    fn identity_jwks(&self) -> Response {
+        (
+            [
+                (http::header::CONTENT_TYPE, "application/json"),
+                (http::header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            self.signer.jwks(),
+        )
+            .into_response()
     }
 
     /// Serves one request (the router's fallback).
@@ -430,19 +453,7 @@ impl Gateway {
 }
 
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    gateway.serve(request).await
-}
-
-/// `GET /.well-known/portico-identity-jwks.json`: the key `X-Portico-Identity` is signed with.
-async fn identity_jwks(State(gateway): State<Arc<Gateway>>) -> Response {
-    (
-        [
-            (http::header::CONTENT_TYPE, "application/json"),
-            (http::header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        gateway.signer.jwks(),
-    )
-        .into_response()
+    gateway.handle(request).await
 }
 
 /// The client's address as the listener saw it (`None` when served without connect info).
