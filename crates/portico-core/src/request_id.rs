@@ -159,6 +159,8 @@ where
             method = %req.method(),
             path = %req.uri().path(),
         );
+        // With span export on, the span continues the caller's `traceparent` (else a no-op).
+        crate::telemetry::continue_incoming(&span, req.headers());
         req.extensions_mut().insert(id.clone());
         let header = id.to_header_value();
         // The inner `call` may already do work (and log), so it runs in the scope and span too.

@@ -149,7 +149,7 @@ impl Authenticator for InProcessAuth {
 }
 
 /// The authenticator of `portico gateway`: the auth component at `[auth] url`, trusted for
-/// tokens of `[auth] issuer`.
+/// tokens of `[auth] issuer`; its validations are shared through `[redis] url` when set.
 pub fn remote_auth(config: &Config) -> Result<RemoteAuthenticator, String> {
     let Some(url) = &config.auth.url else {
         return Err(
@@ -157,9 +157,10 @@ pub fn remote_auth(config: &Config) -> Result<RemoteAuthenticator, String> {
                 .into(),
         );
     };
-    let settings = RemoteAuthSettings::new(
+    let mut settings = RemoteAuthSettings::new(
         url.as_str().trim_end_matches('/'),
         config.auth.issuer.as_str().trim_end_matches('/'),
     );
+    settings.redis_url = config.redis.url.as_ref().map(|u| u.as_str().to_owned());
     RemoteAuthenticator::new(settings, SystemClock::shared()).map_err(|e| e.to_string())
 }

@@ -21,7 +21,9 @@ use portico_core::error::{envelope_layer, fallback_not_found};
 use portico_core::health::{CheckResult, HealthCheck, HealthRegistry};
 use portico_core::request_id::RequestIdLayer;
 use portico_core::shutdown::{self, Shutdown};
-use portico_core::telemetry::{self, LogFormat, Metrics, TelemetryError, http_metrics_layer};
+use portico_core::telemetry::{
+    self, LogFormat, Metrics, OtlpExport, TelemetryError, http_metrics_layer,
+};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::CliError;
@@ -117,17 +119,30 @@ pub fn run(config: Config, options: UpOptions) -> Result<(), CliError> {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     };
-    telemetry::init_tracing(format, &options.log_level).map_err(|e| match e {
-        TelemetryError::InvalidFilter { .. } => CliError::Usage(format!("--log-level: {e}")),
-        other => CliError::Up(UpError::Telemetry(other.to_string())),
-    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(UpError::Runtime)?;
-    runtime
-        .block_on(serve(config, options))
-        .map_err(CliError::Up)
+    let export = config
+        .telemetry
+        .otlp_endpoint
+        .as_ref()
+        .map(|endpoint| OtlpExport {
+            endpoint: endpoint.as_str().to_owned(),
+            service_name: config.telemetry.service_name.clone(),
+            runtime: runtime.handle().clone(),
+        });
+    let tracing = telemetry::init_tracing_with_export(format, &options.log_level, export).map_err(
+        |e| match e {
+            TelemetryError::InvalidFilter { .. } => CliError::Usage(format!("--log-level: {e}")),
+            other => CliError::Up(UpError::Telemetry(other.to_string())),
+        },
+    )?;
+    let served = runtime.block_on(serve(config, options));
+    // Spans still queued go out now, on the runtime that is still alive (bounded by the
+    // exporter's timeout).
+    tracing.shutdown();
+    served.map_err(CliError::Up)
 }
 
 async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {

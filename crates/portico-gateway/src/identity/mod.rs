@@ -19,6 +19,7 @@ mod cache;
 mod client;
 mod jwks;
 pub mod remote;
+mod shared_cache;
 pub mod token;
 
 pub use remote::{IdentityError, RemoteAuthSettings, RemoteAuthenticator};

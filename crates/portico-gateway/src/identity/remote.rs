@@ -39,6 +39,19 @@
 //! costs one timeout per second, not one per request). The change to "unreachable" and
 //! back is logged once each, in plain words.
 //!
+//! # Shared through Redis
+//! With [`RemoteAuthSettings::redis_url`] set (`[redis] url`), every answer from auth is
+//! also written to Redis, and a credential missing from this instance's memory (or stale
+//! there) is looked up in Redis before auth is asked: an API key validated by one instance
+//! is served by all of them without asking auth again, also while auth is down, and a user
+//! token confirmed by one is not confirmed again by the others within the recheck. The
+//! rules above hold across instances — an entry from Redis keeps the deadlines it was
+//! written with (as Redis measures time), a refusal replaces a positive entry there too,
+//! and a stale entry is only used when auth cannot be asked. A user token is still
+//! verified here first; only auth's confirmation or refusal comes from Redis, never its
+//! identity. Redis failing or slower than [`RemoteAuthSettings::redis_timeout`] (50 ms)
+//! only means asking auth, as without Redis (see `shared_cache`).
+//!
 //! Everything cached is keyed by the SHA-256 of the credential, never the credential.
 //! [`Identity::credential_id`] is the first 16 hex characters of that digest.
 
@@ -50,6 +63,10 @@ use portico_core::error::{ApiError, ErrorCode};
 use super::cache::{Digest, Entry, ValidationCache, Verdict, credential_id, digest};
 use super::client::{AuthClient, CallError, ValidateAnswer, parse_rfc3339};
 use super::jwks::{Claims, MAX_TOKEN_BYTES, Verifier, unavailable};
+use super::shared_cache::SharedCache;
+pub use super::shared_cache::{
+    DEFAULT_KEY_PREFIX as DEFAULT_REDIS_KEY_PREFIX, DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT,
+};
 use super::{Authenticator, BoxFuture, CredentialKind, Identity};
 
 /// How long auth's refusal of a credential is remembered.
@@ -68,7 +85,7 @@ pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 pub const USER_AUDIENCE: &str = "portico";
 
 /// Where auth is and how far to trust what it said.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteAuthSettings {
     /// Auth's base URL (`http://127.0.0.1:8081`); `/auth/validate` and
     /// `/.well-known/jwks.json` are found under it.
@@ -88,6 +105,32 @@ pub struct RemoteAuthSettings {
     pub max_entries: u64,
     /// How long one call to auth may take, connecting included. Default 2 s.
     pub request_timeout: Duration,
+    /// `[redis] url`: when set, auth's answers are shared with every instance using the
+    /// same Redis (the second cache level); `None` (default): kept in this instance only.
+    pub redis_url: Option<String>,
+    /// How long one call to Redis may take before it counts as a miss. Default 50 ms.
+    pub redis_timeout: Duration,
+    /// The prefix of the shared entries' keys (default `portico:gw:validation:`), to keep
+    /// deployments sharing one Redis apart.
+    pub redis_key_prefix: String,
+}
+
+impl std::fmt::Debug for RemoteAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteAuthSettings")
+            .field("auth_url", &self.auth_url)
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("revocation_recheck", &self.revocation_recheck)
+            .field("max_entries", &self.max_entries)
+            .field("request_timeout", &self.request_timeout)
+            // The URL may hold a password.
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "***"))
+            .field("redis_timeout", &self.redis_timeout)
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .finish()
+    }
 }
 
 impl RemoteAuthSettings {
@@ -101,6 +144,9 @@ impl RemoteAuthSettings {
             revocation_recheck: DEFAULT_REVOCATION_RECHECK,
             max_entries: DEFAULT_MAX_ENTRIES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            redis_url: None,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
         }
     }
 }
@@ -147,6 +193,7 @@ impl std::fmt::Debug for RemoteAuthenticator {
         f.debug_struct("RemoteAuthenticator")
             .field("settings", &self.settings)
             .field("auth_reachable", &self.auth_reachable())
+            .field("shared_cache", &self.cache.is_shared())
             .finish_non_exhaustive()
     }
 }
@@ -163,11 +210,23 @@ impl RemoteAuthenticator {
                 "audiences must name at least one audience, none empty".into(),
             ));
         }
-        if settings.request_timeout.is_zero() {
+        if settings.request_timeout.is_zero() || settings.redis_timeout.is_zero() {
             return Err(IdentityError::InvalidSetting(
-                "request_timeout must be more than zero".into(),
+                "request_timeout and redis_timeout must be more than zero".into(),
             ));
         }
+        let shared = match settings.redis_url.as_deref() {
+            Some(url) => Some(
+                SharedCache::new(
+                    url,
+                    settings.redis_key_prefix.clone(),
+                    settings.redis_timeout,
+                    clock.clone(),
+                )
+                .map_err(IdentityError::InvalidSetting)?,
+            ),
+            None => None,
+        };
         let client = std::sync::Arc::new(AuthClient::new(
             &settings.auth_url,
             settings.request_timeout,
@@ -180,7 +239,7 @@ impl RemoteAuthenticator {
             &settings.audiences,
         );
         Ok(Self {
-            cache: ValidationCache::new(settings.max_entries),
+            cache: ValidationCache::new(settings.max_entries, shared),
             settings,
             client,
             verifier,
@@ -221,7 +280,7 @@ impl RemoteAuthenticator {
         if is_jwt(credential) {
             self.jwt(credential, digest, stale, now).await
         } else {
-            self.api_key(credential, digest, now).await
+            self.api_key(credential, digest, stale, now).await
         }
     }
 
@@ -233,7 +292,7 @@ impl RemoteAuthenticator {
         now: Instant,
     ) -> Result<Identity, ApiError> {
         let system_now = self.clock.system_now();
-        let confirmed_before = stale.is_some();
+        let mut confirmed_before = stale.is_some();
         let identity = match stale {
             // Same bytes as a token verified before, and still before its exp.
             Some(identity) => identity,
@@ -252,21 +311,49 @@ impl RemoteAuthenticator {
             );
             return Ok(identity);
         }
+        // Another instance may have asked auth about this token lately. Its verdict and
+        // deadlines are taken; the identity stays the one verified here.
+        if let Some(shared) = self.cache.get_shared(&digest, now, system_now).await {
+            let fresh = shared.is_fresh(now);
+            match shared.verdict {
+                Verdict::Refused(error) if fresh => {
+                    let until = shared.usable_until;
+                    self.cache.put(
+                        digest,
+                        Entry::new(Verdict::Refused(error.clone()), now, until, until),
+                    );
+                    return Err(error);
+                }
+                Verdict::Refused(_) => {}
+                Verdict::Valid(_) => {
+                    let entry = Entry::new(
+                        Verdict::Valid(identity.clone()),
+                        now,
+                        shared.fresh_until.min(end),
+                        shared.usable_until.min(end),
+                    );
+                    if fresh {
+                        self.cache.put(digest, entry);
+                        return Ok(identity);
+                    }
+                    confirmed_before = true;
+                }
+            }
+        }
         match self.client.validate(token).await {
             Ok(_) => {
                 let fresh = (now + self.settings.revocation_recheck).min(end);
-                self.cache.put(
-                    digest,
-                    Entry::new(Verdict::Valid(identity.clone()), now, fresh, end),
-                );
+                let entry = Entry::new(Verdict::Valid(identity.clone()), now, fresh, end);
+                self.cache.put_answer(digest, entry, self.clock.now()).await;
                 Ok(identity)
             }
-            Err(CallError::Refused(error)) => Err(self.refused(digest, error, now)),
+            Err(CallError::Refused(error)) => Err(self.refused(digest, error, now).await),
             Err(CallError::Unavailable(reason)) => {
                 if confirmed_before {
                     tracing::debug!(%reason, credential = %identity.credential_id,
                         "auth unavailable; token confirmed before passes from the cache");
                     // Asked again after another recheck period, not on every request.
+                    // Kept in memory only: auth said nothing new.
                     let fresh = (now + self.settings.revocation_recheck).min(end);
                     self.cache.put(
                         digest,
@@ -280,14 +367,39 @@ impl RemoteAuthenticator {
         }
     }
 
-    async fn api_key(&self, key: &str, digest: Digest, now: Instant) -> Result<Identity, ApiError> {
+    async fn api_key(
+        &self,
+        key: &str,
+        digest: Digest,
+        mut stale: Option<Identity>,
+        now: Instant,
+    ) -> Result<Identity, ApiError> {
         if !looks_like_api_key(key) {
             return Err(ApiError::new(ErrorCode::Auth001, "invalid token"));
         }
+        // Another instance may have asked auth about this key.
+        if let Some(shared) = self
+            .cache
+            .get_shared(&digest, now, self.clock.system_now())
+            .await
+        {
+            if shared.is_fresh(now) {
+                let verdict = match &shared.verdict {
+                    Verdict::Valid(identity) => Ok(identity.clone()),
+                    Verdict::Refused(error) => Err(error.clone()),
+                };
+                self.cache.put(digest, shared);
+                return verdict;
+            }
+            if let Verdict::Valid(identity) = &shared.verdict {
+                stale = Some(identity.clone());
+            }
+        }
         let answer = match self.client.validate(key).await {
             Ok(answer) => answer,
-            Err(CallError::Refused(error)) => return Err(self.refused(digest, error, now)),
-            Err(CallError::Unavailable(_)) => return Err(unavailable()),
+            Err(CallError::Refused(error)) => return Err(self.refused(digest, error, now).await),
+            // A key validated before (by any instance) within its cache lifetime passes.
+            Err(CallError::Unavailable(_)) => return stale.ok_or_else(unavailable),
         };
         let Some(kind) = CredentialKind::parse(&answer.token_type) else {
             tracing::warn!(token_type = %answer.token_type, "auth's validation answer names an unknown token_type");
@@ -310,21 +422,18 @@ impl RemoteAuthenticator {
             if let Some(exp) = expires_at {
                 until = until.min(deadline(now, self.clock.system_now(), exp));
             }
-            self.cache.put(
-                digest,
-                Entry::new(Verdict::Valid(identity.clone()), now, until, until),
-            );
+            let entry = Entry::new(Verdict::Valid(identity.clone()), now, until, until);
+            self.cache.put_answer(digest, entry, self.clock.now()).await;
         }
         Ok(identity)
     }
 
-    /// Remembers auth's refusal for [`REFUSAL_TTL`] and returns it.
-    fn refused(&self, digest: Digest, error: ApiError, now: Instant) -> ApiError {
+    /// Remembers auth's refusal for [`REFUSAL_TTL`] — in both levels, replacing any
+    /// positive entry — and returns it.
+    async fn refused(&self, digest: Digest, error: ApiError, now: Instant) -> ApiError {
         let until = now + REFUSAL_TTL;
-        self.cache.put(
-            digest,
-            Entry::new(Verdict::Refused(error.clone()), now, until, until),
-        );
+        let entry = Entry::new(Verdict::Refused(error.clone()), now, until, until);
+        self.cache.put_answer(digest, entry, self.clock.now()).await;
         error
     }
 }
@@ -417,6 +526,12 @@ mod tests {
         let clock = portico_core::clock::ManualClock::new().shared();
         let ok = RemoteAuthSettings::new("http://127.0.0.1:8081/", "http://issuer");
         assert!(RemoteAuthenticator::new(ok.clone(), clock.clone()).is_ok());
+        let with_redis = RemoteAuthSettings {
+            redis_url: Some("redis://:secret@127.0.0.1:6379".into()),
+            ..ok.clone()
+        };
+        let built = RemoteAuthenticator::new(with_redis, clock.clone()).unwrap();
+        assert!(!format!("{built:?}").contains("secret"), "{built:?}");
         for bad in [
             RemoteAuthSettings {
                 auth_url: "127.0.0.1:8081".into(),
@@ -440,6 +555,15 @@ mod tests {
             },
             RemoteAuthSettings {
                 request_timeout: Duration::ZERO,
+                ..ok.clone()
+            },
+            RemoteAuthSettings {
+                redis_url: Some("http://127.0.0.1:6379".into()),
+                ..ok.clone()
+            },
+            RemoteAuthSettings {
+                redis_url: Some("redis://127.0.0.1:6379".into()),
+                redis_timeout: Duration::ZERO,
                 ..ok.clone()
             },
         ] {

@@ -4,7 +4,9 @@
 //! (the gateway's own span); an absent or invalid one is replaced by a new trace whose
 //! trace-id comes from the request id — the id itself when it is 32 hex digits (as generated
 //! ones are), else the first 16 bytes of its SHA-256 — so logs keyed by request id and traces
-//! line up. `tracestate` is left as the client sent it.
+//! line up. `tracestate` is left as the client sent it. When spans are exported over OTLP,
+//! the request's exported span already follows these rules and its ids are sent instead
+//! (`portico_core::telemetry::current_traceparent`).
 
 use http::HeaderValue;
 use portico_core::RequestId;
@@ -19,6 +21,10 @@ const SAMPLED: u8 = 0x01;
 
 /// The `traceparent` to send upstream, given the client's (if any) and the request id.
 pub(crate) fn outgoing(incoming: Option<&HeaderValue>, request_id: &RequestId) -> HeaderValue {
+    // With span export on, the parent is the gateway's exported span (same trace-id rules).
+    if let Some(exported) = portico_core::telemetry::current_traceparent() {
+        return exported;
+    }
     let (trace_id, flags) = match incoming.and_then(parse) {
         Some(parent) => (parent.trace_id, parent.flags & SAMPLED),
         None => (trace_id_for(request_id), SAMPLED),

@@ -5,7 +5,8 @@
 //! `auth.access_token_ttl` and `PORTICO_UPSTREAMS__ETL__TIMEOUT=2s` sets
 //! `upstreams.etl.timeout`; a numeric segment indexes an array (`PORTICO_ROUTES__0__PREFIX`).
 //! Four shortcuts name the most common keys: [`SHORTCUTS`]. Variables meant for other
-//! readers are left alone: [`IGNORED_PREFIXES`].
+//! readers are left alone: [`IGNORED_PREFIXES`]. A few standard variables of other tools fill
+//! a key the config leaves empty: [`FALLBACKS`].
 //!
 //! The environment is a value ([`Env`]) so tests pass a map instead of changing the process's.
 
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::problem::Problems;
-use super::tree::{self, Node, Origin};
+use super::tree::{self, Node, Origin, Value};
 
 /// The prefix of every override variable.
 pub const PREFIX: &str = "PORTICO_";
@@ -35,6 +36,13 @@ pub const IGNORED_PREFIXES: [&str; 4] = [
     "PORTICO_LOG",
     "PORTICO_CONFIG",
 ];
+
+/// Standard variables that set a key only when neither the file nor a `PORTICO_` override
+/// gives it a non-empty value: OpenTelemetry's collector endpoint.
+pub const FALLBACKS: [(&str, &str); 1] = [(
+    super::schema::telemetry::OTEL_ENDPOINT_VAR,
+    "telemetry.otlp_endpoint",
+)];
 
 /// A snapshot of environment variables.
 #[derive(Debug, Clone, Default)]
@@ -127,6 +135,47 @@ pub(crate) fn apply_overrides(root: &mut Node, env: &Env, problems: &mut Problem
             Err(message) => problems.at(&origin, &key, message),
         }
     }
+}
+
+/// Applies [`FALLBACKS`] (after the overrides): each set, non-empty variable fills its key
+/// when the key is absent or empty. Problems with the value then name the variable.
+pub(crate) fn apply_fallbacks(root: &mut Node, env: &Env, problems: &mut Problems) {
+    for (var, key) in FALLBACKS {
+        let Some(value) = env.get(var).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        if is_set(root, &path) {
+            continue;
+        }
+        let origin = Origin::Env {
+            var: var.into(),
+            raw: value.to_owned(),
+        };
+        let node = Node {
+            value: Value::String(value.to_owned()),
+            origin: origin.clone(),
+        };
+        if let Err(message) = tree::graft(root, &path, node) {
+            problems.at(&origin, key, message);
+        }
+    }
+}
+
+/// Whether the tree has a non-empty value at `path`. Anything but a table on the way counts
+/// as set, so the reader reports it as it is.
+fn is_set(root: &Node, path: &[String]) -> bool {
+    let mut node = root;
+    for segment in path {
+        let Value::Table(map) = &node.value else {
+            return true;
+        };
+        match map.get(segment) {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    !matches!(node.as_text(), Some(text) if text.trim().is_empty())
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ fn run(file: Arc<str>, text: Option<&str>, env: &Env) -> Result<Config, ConfigEr
         None => Node::empty_table(),
     };
     env::apply_overrides(&mut root, env, &mut problems);
+    env::apply_fallbacks(&mut root, env, &mut problems);
     substitution::substitute(
         &mut root,
         "",
@@ -365,7 +366,7 @@ check = { upstream = "collab", path = "check" }
                 "portico.toml:1: server: expected a table, found integer",
                 "portico.toml:3: realtime.history_size: -1 is out of range (must be 0 or more)",
                 "portico.toml:4: realtime.max_frame: expected a size like \"10MiB\", found boolean",
-                "portico.toml:5: extra: unknown key (expected one of: server, database, redis, auth, roles, realtime, upstreams, routes, cors)",
+                "portico.toml:5: extra: unknown key (expected one of: server, database, redis, auth, roles, realtime, upstreams, routes, cors, telemetry)",
             ]
         );
     }
@@ -462,6 +463,105 @@ cors = { allow_origins = ["*"], allow_methods = ["get", "POST"], allow_headers =
                 "portico.toml:14: routes[1].cors.allow_methods: item 0: \"GE T\" is not an HTTP method",
                 "portico.toml:18: routes[2].cors.allow_origins: missing (required)",
             ]
+        );
+    }
+    #[test]
+    fn telemetry_export_is_off_unless_an_endpoint_is_given() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.telemetry.otlp_endpoint, None);
+        assert_eq!(c.telemetry.service_name, "portico");
+        let c = load(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nservice_name = \"edge\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.unwrap().as_str(),
+            "http://127.0.0.1:4318"
+        );
+        assert_eq!(c.telemetry.service_name, "edge");
+        let c = load(
+            "[telemetry]\notlp_endpoint = \"http://file:4318\"\n",
+            &[("PORTICO_TELEMETRY__OTLP_ENDPOINT", "https://env:4318")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.unwrap().as_str(),
+            "https://env:4318"
+        );
+    }
+
+    #[test]
+    fn the_standard_otel_endpoint_variable_fills_only_an_empty_endpoint() {
+        let otel = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        let c = load("", &[otel]).unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.unwrap().as_str(),
+            "http://collector:4318"
+        );
+        let c = load("[telemetry]\notlp_endpoint = \"\"\n", &[otel]).unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.unwrap().as_str(),
+            "http://collector:4318"
+        );
+        let c = load(
+            "[telemetry]\notlp_endpoint = \"http://mine:4318\"\n",
+            &[otel],
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.unwrap().as_str(),
+            "http://mine:4318"
+        );
+        let c = load(
+            "",
+            &[
+                otel,
+                ("PORTICO_TELEMETRY__OTLP_ENDPOINT", "http://portico:4318"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.unwrap().as_str(),
+            "http://portico:4318"
+        );
+        assert_eq!(
+            load("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])
+                .unwrap()
+                .telemetry
+                .otlp_endpoint,
+            None
+        );
+    }
+
+    #[test]
+    fn telemetry_problems_name_the_key_and_its_line_or_variable() {
+        let p = problems(
+            "[telemetry]\notlp_endpoint = \"grpc://127.0.0.1:4317\"\nservice_name = \"\"\nendpoint = 1\n",
+            &[],
+        );
+        assert_eq!(
+            p,
+            [
+                "portico.toml:2: telemetry.otlp_endpoint: unsupported URL scheme \"grpc\" in \"grpc://127.0.0.1:4317\" (expected one of: http, https)",
+                "portico.toml:3: telemetry.service_name: must not be empty",
+                "portico.toml:4: telemetry.endpoint: unknown key (expected one of: otlp_endpoint, service_name)",
+            ]
+        );
+        let p = problems("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("OTEL_EXPORTER_OTLP_ENDPOINT: telemetry.otlp_endpoint: invalid URL"),
+            "{p:?}"
+        );
+        let p = problems(
+            "",
+            &[("PORTICO_TELEMETRY__OTLP_ENDPOINT", "http://c:4318/?x=1")],
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("PORTICO_TELEMETRY__OTLP_ENDPOINT: telemetry.otlp_endpoint: http://c:4318/?x=1 must be a base URL"),
+            "{p:?}"
         );
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - this module: [`Config`], `[server]`, `[database]`, `[redis]`.
+//! - [`telemetry`]: `[telemetry]` (span export over OTLP).
 //! - [`auth`]: `[auth]`, `[auth.providers.*]`, `[[auth.clients]]`, `[roles.*]`.
 //! - [`realtime`]: `[realtime]`, `[realtime.actions]`, `[realtime.namespaces.*]`.
 //! - [`gateway`]: `[upstreams.*]`, `[[routes]]`, `[cors]`.
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod gateway;
 pub mod realtime;
+pub mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ pub use gateway::{
     CorsConfig, FallbackConfig, RateLimitConfig, RouteConfig, RouteCorsConfig, UpstreamConfig,
 };
 pub use realtime::{ActionConfig, NamespaceConfig, RealtimeConfig, UpstreamCheck};
+pub use telemetry::TelemetryConfig;
 
 /// The whole configuration, checked.
 #[derive(Debug, Clone)]
@@ -55,6 +58,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[cors]`: the CORS of every route that does not say otherwise; none when absent.
     pub cors: Option<CorsConfig>,
+    /// `[telemetry]`: span export over OTLP.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Config {
@@ -71,6 +76,7 @@ impl Config {
             "upstreams",
             "routes",
             "cors",
+            "telemetry",
         ]);
 
         // Every declared upstream counts for references, even one with problems of its own,
@@ -95,6 +101,7 @@ impl Config {
         } else {
             None
         };
+        let telemetry = TelemetryConfig::read(top.section("telemetry", problems), problems);
         top.finish(problems);
 
         let mut upstreams = BTreeMap::new();
@@ -111,6 +118,7 @@ impl Config {
             upstreams,
             routes: routes?,
             cors,
+            telemetry,
         })
     }
 }
