@@ -12,11 +12,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::Router;
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
 use axum::serve::ListenerExt as _;
+use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::{Layer, Service};
 
 /// A shutdown signal shared by every task that must stop. Cheap to clone; triggering any
 /// clone triggers them all, once and for good.

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{Method, Request, StatusCode, Uri, header};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::{ApiError, ErrorCode, Passthrough};
@@ -62,12 +63,11 @@ const MAX_REJECTION_TEXT: usize = 512;
 
 impl<S> Service<Request<Body>> for EnvelopeService<S>
 where
-    S: Service<Request<Body>, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<Body>, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = EnvelopeFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -75,16 +75,80 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let response = fut.await?;
-            Ok(rewrite(response, &method, &path).await)
-        })
+        // A `Uri` clone shares its bytes; the path is only needed for a message.
+        let uri = req.uri().clone();
+        EnvelopeFuture::Inner {
+            inner: self.inner.call(req),
+            request: Some((method, uri)),
+        }
     }
 }
 
-/// Is this a response axum or tower wrote on its own: unmarked, and empty or plain text?
+pin_project! {
+    /// The response future of [`EnvelopeService`]: the inner service's answer as it is, or,
+    /// for a bare error response, the envelope made of it (the only case that allocates).
+    #[project = EnvelopeProj]
+    pub enum EnvelopeFuture<F> {
+        /// Waiting for the inner service.
+        Inner {
+            #[pin]
+            inner: F,
+            request: Option<(Method, Uri)>,
+        },
+        /// Rewriting a bare error response (which may read its body).
+        Rewrite {
+            rewrite: Pin<Box<dyn Future<Output = Response> + Send>>,
+        },
+    }
+}
+
+impl<F, E> Future for EnvelopeFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                EnvelopeProj::Inner { inner, request } => {
+                    let response = std::task::ready!(inner.poll(cx))?;
+                    let Some((method, uri)) = request.take().filter(|_| needs_rewrite(&response))
+                    else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    let rewrite =
+                        Box::pin(async move { rewrite(response, &method, uri.path()).await });
+                    self.set(EnvelopeFuture::Rewrite { rewrite });
+                }
+                EnvelopeProj::Rewrite { rewrite } => return rewrite.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+/// Whether `response` is a bare error [`rewrite`] turns into an envelope.
+fn needs_rewrite(response: &Response) -> bool {
+    error_code(response.status()).is_some() && is_bare(response)
+}
+
+/// The envelope code of a bare error response with `status`; `None` for statuses passed as
+/// they are.
+fn error_code(status: StatusCode) -> Option<ErrorCode> {
+    Some(match status {
+        StatusCode::NOT_FOUND => ErrorCode::Req003,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::Req004,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::Req002,
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Req001,
+        StatusCode::INTERNAL_SERVER_ERROR => ErrorCode::Sys003,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Sys002,
+        StatusCode::GATEWAY_TIMEOUT => ErrorCode::Sys004,
+        _ => return None,
+    })
+}
+
 fn is_bare(response: &Response) -> bool {
     if Passthrough::is_marked(response) {
         return false;
@@ -101,17 +165,8 @@ fn is_bare(response: &Response) -> bool {
 
 async fn rewrite(response: Response, method: &Method, path: &str) -> Response {
     let status = response.status();
-    let code = match status {
-        StatusCode::NOT_FOUND => ErrorCode::Req003,
-        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::Req004,
-        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::Req002,
-        StatusCode::BAD_REQUEST
-        | StatusCode::UNSUPPORTED_MEDIA_TYPE
-        | StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Req001,
-        StatusCode::INTERNAL_SERVER_ERROR => ErrorCode::Sys003,
-        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Sys002,
-        StatusCode::GATEWAY_TIMEOUT => ErrorCode::Sys004,
-        _ => return response,
+    let Some(code) = error_code(status) else {
+        return response;
     };
     if !is_bare(&response) {
         return response;

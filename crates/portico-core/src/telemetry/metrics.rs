@@ -5,9 +5,10 @@
 //! [`Metrics::install`] sets that recorder once. This is the one piece of global state in
 //! Portico. Until it is installed, recording is a no-op.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -122,19 +123,29 @@ impl Metrics {
 /// `router.layer(http_metrics_layer())`. The `route` label is the matched route pattern
 /// (`/users/{id}`, never the raw path, so cardinality stays bounded) or `unmatched`; methods
 /// outside the standard set are recorded as `OTHER`.
+///
+/// The layer keeps the metric handles it has used, by route, method and status: after the
+/// first request of a kind, recording is a map lookup under a read lock, an atomic add and a
+/// histogram push, with no label strings built. Install the recorder
+/// ([`Metrics::install`]) before the first request goes through the layer.
 pub fn http_metrics_layer() -> HttpMetricsLayer {
-    HttpMetricsLayer
+    HttpMetricsLayer::default()
 }
 
 /// The [`Layer`] returned by [`http_metrics_layer`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpMetricsLayer;
+#[derive(Debug, Clone, Default)]
+pub struct HttpMetricsLayer {
+    handles: Arc<Handles>,
+}
 
 impl<S> Layer<S> for HttpMetricsLayer {
     type Service = HttpMetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpMetricsService { inner }
+        HttpMetricsService {
+            inner,
+            handles: self.handles.clone(),
+        }
     }
 }
 
@@ -142,6 +153,49 @@ impl<S> Layer<S> for HttpMetricsLayer {
 #[derive(Debug, Clone)]
 pub struct HttpMetricsService<S> {
     inner: S,
+    handles: Arc<Handles>,
+}
+
+/// The counter and histogram of one route, method and status.
+type Pair = (metrics::Counter, metrics::Histogram);
+
+/// Metric handles by route, then by method and status.
+#[derive(Debug, Default)]
+struct Handles(RwLock<HashMap<Arc<str>, HashMap<(&'static str, u16), Pair>>>);
+
+/// The `route` label of requests no route matched.
+const UNMATCHED: &str = "unmatched";
+
+impl Handles {
+    /// Records one request.
+    fn record(&self, route: &str, method: &'static str, status: u16, elapsed: f64) {
+        let known = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+            .and_then(|by| by.get(&(method, status)))
+            .cloned();
+        let (counter, histogram) = match known {
+            Some(pair) => pair,
+            None => {
+                let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+                map.entry(Arc::from(route))
+                    .or_default()
+                    .entry((method, status))
+                    .or_insert_with(|| {
+                        let status = status.to_string();
+                        (
+                            metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_owned(), "method" => method, "status" => status.clone()),
+                            metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_owned(), "method" => method, "status" => status),
+                        )
+                    })
+                    .clone()
+            }
+        };
+        counter.increment(1);
+        histogram.record(elapsed);
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpMetricsService<S>
@@ -157,15 +211,12 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let route = req.extensions().get::<MatchedPath>().cloned();
         let method = method_label(req.method());
         HttpMetricsFuture {
             inner: self.inner.call(req),
             started: Instant::now(),
-            labels: Some((route, method)),
+            labels: Some((self.handles.clone(), route, method)),
         }
     }
 }
@@ -191,7 +242,7 @@ pin_project! {
         #[pin]
         inner: F,
         started: Instant,
-        labels: Option<(String, &'static str)>,
+        labels: Option<(Arc<Handles>, Option<MatchedPath>, &'static str)>,
     }
 }
 
@@ -204,18 +255,15 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        if let Some((route, method)) = this.labels.take() {
+        if let Some((handles, route, method)) = this.labels.take() {
             // An error here never reaches the client as a response (axum's are Infallible);
             // count it as a 500.
             let status = match &result {
-                Ok(response) => response.status().as_str().to_owned(),
-                Err(_) => "500".to_owned(),
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 500,
             };
-            let elapsed = this.started.elapsed().as_secs_f64();
-            metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status.clone())
-                .increment(1);
-            metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method, "status" => status)
-                .record(elapsed);
+            let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            handles.record(route, method, status, this.started.elapsed().as_secs_f64());
         }
         Poll::Ready(result)
     }

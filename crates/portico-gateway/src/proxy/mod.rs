@@ -89,6 +89,8 @@ pub struct Gateway {
     limits: Vec<Option<RouteLimit>>,
     /// The fallback of each route, in the table's order.
     fallbacks: Vec<Option<RouteFallback>>,
+    /// Each route's request metrics, by route index.
+    route_metrics: Vec<metrics::RouteMetrics>,
     /// The response cache of each route, in the table's order.
     caches: Vec<Option<RouteCache>>,
     /// The Redis the rate limits share, when configured.
@@ -174,7 +176,13 @@ impl Gateway {
             .iter()
             .map(|route| RouteCache::for_route(route, &cache, &clock))
             .collect();
+        let route_metrics = routes
+            .routes()
+            .iter()
+            .map(|route| metrics::RouteMetrics::new(&route.prefix, &route.upstream))
+            .collect();
         Ok(Arc::new(Gateway {
+            route_metrics,
             routes,
             route_upstreams,
             upstreams,
@@ -293,12 +301,9 @@ impl Gateway {
                 response
             }
         };
-        metrics::request(
-            &route.prefix,
-            &upstream.name,
-            response.status(),
-            started.elapsed(),
-        );
+        if let Some(metrics) = self.route_metrics.get(matched.index) {
+            metrics.request(response.status(), started.elapsed());
+        }
         response
     }
 

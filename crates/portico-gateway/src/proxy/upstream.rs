@@ -23,7 +23,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, V
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use thread_local::ThreadLocal;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portico_resilience::breaker::{BreakerConfig, CircuitBreaker, State};
@@ -33,6 +32,7 @@ use portico_resilience::retry::{
 };
 use portico_resilience::timeout::timeout;
 use portico_resilience::{SharedClock, TimeoutElapsed};
+use thread_local::ThreadLocal;
 
 use super::GatewayError;
 use super::body::{Outgoing, is_too_large};
@@ -316,7 +316,8 @@ impl Upstream {
             }
         };
         log::started(&self.name, method, log_path, attempt);
-        let outcome = match timeout(&self.clock, self.timeout, self.client().request(request)).await {
+        let outcome = match timeout(&self.clock, self.timeout, self.client().request(request)).await
+        {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(self.transport_error(&error)),
             Err(TimeoutElapsed(after)) => Err(Failure::Upstream(ClientError::Timeout {
