@@ -147,9 +147,16 @@ pub async fn serve_workers(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let (app, in_flight) = counting_in_flight(app);
-    let mut finished = Vec::with_capacity(workers.max(1));
-    for index in 0..workers.max(1) {
-        let listener = listener.try_clone()?;
+    let workers = workers.max(1);
+    // Each worker gets its own handle on the socket (the last one the original), so the
+    // socket closes, refusing new connections, once every worker has stopped accepting.
+    let mut listeners = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        listeners.push(listener.try_clone()?);
+    }
+    listeners.push(listener);
+    let mut finished = Vec::with_capacity(workers);
+    for (index, listener) in listeners.into_iter().enumerate() {
         let (app, shutdown) = (app.clone(), shutdown.clone());
         let (done, finished_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()

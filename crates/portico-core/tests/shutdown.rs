@@ -129,3 +129,45 @@ async fn idle_server_stops_at_once_and_handlers_see_the_peer_address() {
     server.task.await.unwrap().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
 }
+
+#[tokio::test]
+async fn workers_serve_on_their_own_threads_and_drain_like_serve() {
+    let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let app = gated_app(started.clone(), release.clone()).route(
+        "/thread",
+        get(|| async { std::thread::current().name().unwrap_or("?").to_owned() }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(portico_core::shutdown::serve_workers(
+        listener,
+        app,
+        shutdown.clone(),
+        // Far beyond the test's own waits: the drain must end because the request did.
+        Duration::from_secs(10),
+        2,
+    ));
+
+    // Requests are answered on the workers' threads, not on the caller's runtime.
+    for _ in 0..8 {
+        let name = http_get(&format!("http://{addr}/thread")).await.text();
+        assert!(name.starts_with("portico-serve-"), "served on {name:?}");
+    }
+
+    let in_flight = tokio::spawn(async move { http_get(&format!("http://{addr}/slow")).await });
+    started.notified().await;
+    shutdown.trigger();
+    assert!(
+        until_refused(addr).await,
+        "every worker must stop accepting on shutdown"
+    );
+    assert!(!task.is_finished(), "still draining the in-flight request");
+    release.notify_one();
+    assert_eq!(in_flight.await.unwrap().text(), "done");
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("serve_workers returns once every worker has drained")
+        .unwrap()
+        .unwrap();
+}

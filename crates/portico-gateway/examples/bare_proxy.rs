@@ -33,7 +33,10 @@ fn main() -> anyhow::Result<()> {
         .next()
         .context("usage: bare_proxy LISTEN UPSTREAM [multi|per-core]")?
         .parse()?;
-    let upstream: hyper::Uri = args.next().context("the upstream URL is missing")?.parse()?;
+    let upstream: hyper::Uri = args
+        .next()
+        .context("the upstream URL is missing")?
+        .parse()?;
     let mode = args.next().unwrap_or_else(|| "multi".into());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     match mode.as_str() {
@@ -54,7 +57,9 @@ fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             for thread in threads {
-                thread.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
             }
             Ok(())
         }

@@ -159,9 +159,12 @@ pub struct HttpMetricsService<S> {
 /// The counter and histogram of one route, method and status.
 type Pair = (metrics::Counter, metrics::Histogram);
 
+/// The handles of one route, by method and status.
+type ByMethodStatus = HashMap<(&'static str, u16), Pair>;
+
 /// Metric handles by route, then by method and status.
 #[derive(Debug, Default)]
-struct Handles(RwLock<HashMap<Arc<str>, HashMap<(&'static str, u16), Pair>>>);
+struct Handles(RwLock<HashMap<Arc<str>, ByMethodStatus>>);
 
 /// The `route` label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
