@@ -106,6 +106,15 @@ NGINX=(nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/logs/error.log")
 "${NGINX[@]}" &
 NGINX_PID=$!
 
+# The rate-limited route shares its limit through Redis when one answers on REDIS_URL.
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+REDIS_HOSTPORT=${REDIS_URL#redis://}
+REDIS_SECTION=
+LIMITER="local (no Redis)"
+if timeout 1 bash -c "exec 3<>/dev/tcp/${REDIS_HOSTPORT%%:*}/${REDIS_HOSTPORT##*:}" 2>/dev/null; then
+  REDIS_SECTION=$(printf '[redis]\nurl = "%s"' "$REDIS_URL")
+  LIMITER="Redis ($REDIS_URL)"
+fi
 cat > portico.toml <<EOF
 [server]
 listen = "127.0.0.1:$PORTICO_PORT"
@@ -118,6 +127,20 @@ url = "http://127.0.0.1:$UPSTREAM_PORT"
 prefix = "/bench"
 upstream = "bench"
 auth = "none"
+
+# The same GET with a verified access token (EdDSA JWT, checked locally on every request).
+[[routes]]
+prefix = "/jwt"
+upstream = "bench"
+auth = "required"
+
+# The same GET through a rate limit that never refuses (shared through Redis when it answers).
+[[routes]]
+prefix = "/limited"
+upstream = "bench"
+auth = "none"
+rate_limit = { per = "ip", requests = 1000000000, window = "1s" }
+$REDIS_SECTION
 EOF
 "$BIN" --log-level warn up --config portico.toml > portico.log 2>&1 &
 PORTICO_PID=$!
@@ -155,9 +178,9 @@ ms() { # a wrk latency (850.00us, 1.20ms, 1.05s) → milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; printf "%.3f", n }'
 }
 RESULTS=""
-run() { # name, round, url → one line; appends "name rps p50 p99" to RESULTS
+run() { # name, round, url, [wrk args…] → one line; appends "name rps p50 p99" to RESULTS
   local out rps p50 p99 bad
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$3")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${@:4}" "$3")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
   p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
@@ -179,7 +202,34 @@ for round in $(seq 1 "$ROUNDS"); do
     run "$name" "$round" "${URLS[$name]}"
   done
 done
-python3 - "$RESULTS" <<'PY'
+# What Portico's own features cost: the same GET with JWT verification, and through a rate
+# limit, next to the plain route, in alternating rounds.
+TOKEN=$(curl -sf -X POST "http://127.0.0.1:$PORTICO_PORT/auth/register" -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.test","password":"bench password 1","name":"Bench"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+URLS[jwt]="http://127.0.0.1:$PORTICO_PORT/jwt"
+URLS[limited]="http://127.0.0.1:$PORTICO_PORT/limited"
+with=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${URLS[jwt]}")
+without=$(curl -s -o /dev/null -w '%{http_code}' "${URLS[jwt]}")
+if [ "$with" != 200 ] || [ "$without" != 401 ]; then
+  echo "the JWT route answered $with with the token and $without without (want 200, 401)" >&2
+  exit 1
+fi
+check limited "${URLS[limited]}"
+echo "features: JWT verification (auth = \"required\"), rate limit: $LIMITER"
+FEATURES=(plain jwt limited)
+for round in $(seq 1 "$ROUNDS"); do
+  for i in 0 1 2; do
+    name=${FEATURES[$(( (i + round - 1) % 3 ))]}
+    case $name in
+      plain) run plain "$round" "$PORTICO_URL" ;;
+      jwt) run jwt "$round" "${URLS[jwt]}" -H "Authorization: Bearer $TOKEN" ;;
+      limited) run limited "$round" "${URLS[limited]}" ;;
+    esac
+  done
+done
+
+python3 - "$RESULTS" "$LIMITER" <<'PY'
 import statistics, sys
 rows = {}
 for item in sys.argv[1].split(";"):
@@ -188,11 +238,18 @@ for item in sys.argv[1].split(";"):
         rows.setdefault(name, []).append(tuple(map(float, vals)))
 med = {n: [statistics.median(r[i] for r in rs) for i in range(3)] for n, rs in rows.items()}
 print(f"\n{'proxy':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (medians of {len(rows['nginx'])} rounds)")
-for n in rows:
+for n in (n for n in rows if n not in ("plain", "jwt", "limited")):
     rps, p50, p99 = med[n]
     print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
 (nr, _, np99), (pr, _, pp99) = med["nginx"], med["portico"]
 print(f"ratio portico/nginx: req/s {pr / nr:.2f} (target >= 1.00), p99 {pp99 / np99:.2f} (target <= 1.00)")
+print(f"\n{'portico':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (its features, same run)")
+for n in ("plain", "jwt", "limited"):
+    rps, p50, p99 = med[n]
+    print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
+(plr, _, plp99), (jr, _, _), (_, _, lp99) = med["plain"], med["jwt"], med["limited"]
+print(f"JWT verification costs {100 * (1 - jr / plr):.1f} % of requests/s (target <= 10 %)")
+print(f"rate limit ({sys.argv[2]}) adds {lp99 - plp99:+.2f} ms p99 (target <= 1 ms)")
 if "bare" in med:
     br, _, bp99 = med["bare"]
     print(f"ratio bare/nginx:    req/s {br / nr:.2f}, p99 {bp99 / np99:.2f} (hyper's own floor, none of the gateway's work)")

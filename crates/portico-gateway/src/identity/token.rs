@@ -5,8 +5,13 @@
 //! {"typ":"JWT","alg":"EdDSA","kid":"<RFC 7638 thumbprint>"}
 //! {"iss":"portico-gateway","aud":"<upstream name>","sub":"<user id>","email":…,
 //!  "permissions":[…],"roles":[…],"token_type":"user|api_key|service",
-//!  "request_id":"…","iat":…,"exp":iat+60}
+//!  "iat":…,"exp":iat+60}
 //! ```
+//!
+//! A token is made once per identity and upstream and reused for [`REUSE`] (half its
+//! lifetime, so a token handed on always has at least 30 s left): signing costs about as much
+//! as the rest of a proxied request, and every request of a signed-in user would otherwise
+//! pay it. The request is named by `X-Request-ID`, not by the token.
 //!
 //! Upstreams verify it with the gateway's JWKS, served at [`JWKS_PATH`]. The key is an
 //! [`IdentityKey`]: the binary keeps it in `<data_dir>/gateway-identity.key`
@@ -22,7 +27,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use ed25519_dalek::Signer as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use http::HeaderValue;
-use portico_core::RequestId;
 use portico_core::clock::SharedClock;
 use rand::TryRngCore as _;
 use serde::Serialize;
@@ -36,6 +40,10 @@ pub const JWKS_PATH: &str = "/.well-known/portico-identity-jwks.json";
 pub const ISSUER: &str = "portico-gateway";
 /// How long an identity token is valid (`exp - iat`).
 pub const LIFETIME: Duration = Duration::from_secs(60);
+/// How long a token is handed out again for the same identity and upstream.
+pub const REUSE: Duration = Duration::from_secs(30);
+/// How many identity/upstream pairs keep a token at most.
+const REUSE_CAPACITY: u64 = 10_000;
 /// The header carrying the token.
 pub const HEADER: http::HeaderName = http::HeaderName::from_static("x-portico-identity");
 
@@ -191,7 +199,6 @@ struct Claims<'a> {
     permissions: &'a [String],
     roles: &'a [String],
     token_type: &'static str,
-    request_id: &'a str,
     iat: u64,
     exp: u64,
 }
@@ -203,12 +210,24 @@ pub(crate) struct IdentitySigner {
     clock: SharedClock,
     /// The JWKS document, serialized once.
     jwks: bytes::Bytes,
+    /// Tokens made, with their `iat`, by the claims they carry but the times (as JSON, so
+    /// two different identities can never share a key).
+    made: moka::sync::Cache<String, (HeaderValue, u64)>,
 }
 
 impl IdentitySigner {
     pub(crate) fn new(key: IdentityKey, clock: SharedClock) -> Self {
         let jwks = bytes::Bytes::from(key.jwks().to_string());
-        Self { key, clock, jwks }
+        let made = moka::sync::Cache::builder()
+            .max_capacity(REUSE_CAPACITY)
+            .time_to_live(REUSE)
+            .build();
+        Self {
+            key,
+            clock,
+            jwks,
+            made,
+        }
     }
 
     /// The JWKS document.
@@ -216,20 +235,16 @@ impl IdentitySigner {
         self.jwks.clone()
     }
 
-    /// The `X-Portico-Identity` value for `identity` calling `audience` (an upstream's name)
-    /// in request `request_id`; `None` (logged) if it cannot be a header value.
-    pub(crate) fn token(
-        &self,
-        identity: &Identity,
-        audience: &str,
-        request_id: &RequestId,
-    ) -> Option<HeaderValue> {
-        let iat = self
+    /// The `X-Portico-Identity` value for `identity` calling `audience` (an upstream's name):
+    /// the one made for them in the last [`REUSE`] (by the injected clock), else a new one;
+    /// `None` (logged) if it cannot be a header value.
+    pub(crate) fn token(&self, identity: &Identity, audience: &str) -> Option<HeaderValue> {
+        let now = self
             .clock
             .system_now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let claims = Claims {
+        let mut claims = Claims {
             iss: ISSUER,
             aud: audience,
             sub: &identity.user_id,
@@ -237,15 +252,27 @@ impl IdentitySigner {
             permissions: &identity.permissions,
             roles: &identity.roles,
             token_type: identity.kind.as_str(),
-            request_id: request_id.as_str(),
-            iat,
-            exp: iat.saturating_add(LIFETIME.as_secs()),
+            iat: 0,
+            exp: 0,
         };
+        // Every claim but the times: equal keys mean equal tokens.
+        let key = serde_json::to_string(&claims).ok()?;
+        if let Some((value, iat)) = self.made.get(&key)
+            && now >= iat
+            && now - iat < REUSE.as_secs()
+        {
+            return Some(value);
+        }
+        claims.iat = now;
+        claims.exp = now.saturating_add(LIFETIME.as_secs());
         let token = portico_core::jws::sign_eddsa(&self.key.kid, &claims, |message| {
             self.key.key.sign(message).to_bytes()
         });
         match token.map(HeaderValue::try_from) {
-            Ok(Ok(value)) => Some(value),
+            Ok(Ok(value)) => {
+                self.made.insert(key, (value.clone(), now));
+                Some(value)
+            }
             _ => {
                 tracing::warn!("identity token could not be made; X-Portico-Identity left out");
                 None

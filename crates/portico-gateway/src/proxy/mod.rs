@@ -375,7 +375,7 @@ impl Gateway {
                 identity: identity.as_ref(),
                 identity_token: identity
                     .as_ref()
-                    .and_then(|identity| self.signer.token(identity, &upstream.name, &request_id)),
+                    .and_then(|identity| self.signer.token(identity, &upstream.name)),
                 internal_token: upstream.internal_token.as_ref(),
                 upstream_host: &upstream.host,
                 request_id: &request_id,
