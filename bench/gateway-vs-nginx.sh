@@ -11,14 +11,22 @@
 # the system's nginx config and service are not touched. nginx's proxy side is tuned for proxying: worker_processes 2,
 # an `upstream {}` block with `keepalive 64`, HTTP/1.1 to the upstream with the Connection
 # header cleared (so upstream connections are reused), access_log off, worker_connections 4096.
-# Portico logs at warn. wrk (-t2 -c64, bounded) measures each proxy ROUNDS times, alternating
-# which goes first, so drift in the machine's background load hits both alike.
+# Portico logs at warn. wrk (-t2 -c64, bounded) measures each proxy ROUNDS times, rotating
+# the order, so drift in the machine's background load hits all alike.
+#
+# Then Portico alone, same rounds: its plain route next to `/jwt` (auth = "required", with a
+# registered user's access token) and `/limited` (a rate limit that never refuses, shared
+# through Redis when one answers on REDIS_URL, default redis://127.0.0.1:6379), printing what
+# JWT verification costs in requests/s and what the rate limit adds to p99.
 #
 #   bash bench/gateway-vs-nginx.sh                       # wrk -t2 -c64 -d10s, 2 rounds
 #   DURATION=5s ROUNDS=3 bash bench/gateway-vs-nginx.sh
+#   BARE=per-core bash bench/gateway-vs-nginx.sh         # also hyper's smallest proxy
+#                                                        # (examples/bare_proxy.rs) as a floor
 #
-# Target (issue #5): Portico >= 1.0 x nginx's requests/s, and p99 no worse than nginx's.
-# About 1 minute after the build. Only 127.0.0.1.
+# Targets (issue #5): Portico >= 1.0 x nginx's requests/s (floor 0.8) with p99 no worse; JWT
+# verification <= 10 % of requests/s; the Redis rate limit <= 1 ms of p99. About 3 minutes
+# after the build at the defaults. Only 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}

@@ -17,6 +17,7 @@
 //! - [`config`]: `parse_duration` and [`config::ByteSize`].
 //! - [`permissions`]: whether granted permissions (`*`, `etl.*`) satisfy a requirement.
 //! - [`tls`]: the TLS client configuration of every outgoing HTTPS call.
+//! - [`trace_context`]: W3C `traceparent` parsing and the request id's trace-id.
 //! - [`jws`]: Ed25519 compact JWS — the RFC 7638 `kid`, the public JWK, signing.
 //! - [`clock`]: the project's `Clock` (re-export).
 //!
@@ -60,6 +61,7 @@ pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_context;
 
 pub use error::{ApiError, ErrorCode};
 pub use request_id::RequestId;

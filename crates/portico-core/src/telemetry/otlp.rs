@@ -38,13 +38,13 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
 };
-use sha2::{Digest, Sha256};
 use tracing::Subscriber;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::TelemetryError;
 use crate::RequestId;
+use crate::trace_context::TraceParent;
 
 /// The path of the traces signal under a collector's base URL (OTLP/HTTP specification).
 pub const TRACES_PATH: &str = "/v1/traces";
@@ -196,7 +196,8 @@ pub fn current_traceparent() -> Option<HeaderValue> {
 
 // === traceparent ===
 
-/// What is kept of a valid `traceparent`.
+/// What is kept of a valid `traceparent` (see [`crate::trace_context`]): both ids, and of the
+/// flags only the sampled one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Parent {
     trace_id: TraceId,
@@ -204,60 +205,19 @@ struct Parent {
     flags: TraceFlags,
 }
 
-/// Parses a `traceparent` exactly as the gateway does (W3C Trace Context): version 00 with
-/// four fields, or a later version's first four; lowercase hex of the exact lengths; neither
-/// id all zeros. Only the sampled flag is kept.
+/// A valid `traceparent`'s ids and sampled flag, read exactly as the gateway reads them.
 fn parse_traceparent(value: &HeaderValue) -> Option<Parent> {
-    let text = value.to_str().ok()?.trim();
-    let mut fields = text.split('-');
-    let version = fields.next()?;
-    let trace_id = fields.next()?;
-    let span_id = fields.next()?;
-    let flags = fields.next()?;
-    let more = fields.next().is_some();
-    let valid = is_lower_hex(version, 2)
-        && version != "ff"
-        && !(version == "00" && more)
-        && is_lower_hex(trace_id, 32)
-        && is_lower_hex(span_id, 16)
-        && is_lower_hex(flags, 2);
-    if !valid {
-        return None;
-    }
-    let trace_id = TraceId::from_hex(trace_id).ok()?;
-    let span_id = SpanId::from_hex(span_id).ok()?;
-    if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
-        return None;
-    }
-    let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()?) & TraceFlags::SAMPLED;
+    let parent = TraceParent::parse(value)?;
     Some(Parent {
-        trace_id,
-        span_id,
-        flags,
+        trace_id: TraceId::from(parent.trace_id),
+        span_id: SpanId::from(parent.parent_id),
+        flags: TraceFlags::new(parent.flags) & TraceFlags::SAMPLED,
     })
 }
 
-fn is_lower_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The trace-id of a request that came without a `traceparent`: the request id when it is 32
-/// hex digits (not all zeros), else the first 16 bytes of its SHA-256 — as the gateway does.
+/// The trace-id of a request that came without a `traceparent`, as the gateway makes it.
 fn trace_id_for(id: &RequestId) -> TraceId {
-    let text = id.as_str();
-    if text.len() == 32
-        && text.bytes().all(|b| b.is_ascii_hexdigit())
-        && let Ok(bits) = u128::from_str_radix(text, 16)
-        && bits != 0
-    {
-        return TraceId::from(bits);
-    }
-    let digest = Sha256::digest(text.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    TraceId::from_bytes(bytes)
+    TraceId::from(crate::trace_context::trace_id_for(id))
 }
 
 // === impl RequestTraceIds ===
