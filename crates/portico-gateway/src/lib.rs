@@ -17,6 +17,7 @@ pub mod health;
 pub mod identity;
 pub mod proxy;
 pub mod ratelimit;
+mod redis_link;
 pub mod routes;
 pub mod settings;
 

@@ -357,23 +357,6 @@ mod tests {
     }
 
     #[test]
-    fn invalid_traceparents_are_refused_as_the_gateway_refuses_them() {
-        for bad in [
-            "",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
-            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
-            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
-            "0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            "00-af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        ] {
-            assert_eq!(parse(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn a_request_without_traceparent_gets_its_trace_id_from_the_request_id() {
         let hex = RequestId::parse("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
         assert_eq!(

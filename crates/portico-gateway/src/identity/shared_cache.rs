@@ -43,18 +43,17 @@
 //! writes. A user token's identity is never taken from Redis — it is the token's own,
 //! verified locally; only auth's confirmation or refusal of it is shared.
 
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portico_core::clock::SharedClock;
 use portico_core::error::{ApiError, ErrorCode};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 use super::cache::{Digest, Verdict, credential_id};
 use super::client::default_message;
 use super::{CredentialKind, Identity};
+use crate::redis_link::RedisLink;
 
 /// The default prefix of the shared level's keys.
 pub const DEFAULT_KEY_PREFIX: &str = "portico:gw:validation:";
@@ -83,21 +82,10 @@ pub(super) struct SharedVerdict {
 
 /// Verdicts in Redis, shared by every instance (see the module docs).
 pub(super) struct SharedCache {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: RedisLink,
     read: redis::Script,
     prefix: String,
     timeout: Duration,
-    clock: SharedClock,
-    link: Mutex<Link>,
-}
-
-/// Shared or skipped.
-#[derive(Debug, Default)]
-struct Link {
-    failing: bool,
-    /// While failing: when one request may try Redis again.
-    next_probe: Option<Instant>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -105,7 +93,7 @@ impl std::fmt::Debug for SharedCache {
         f.debug_struct("SharedCache")
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
-            .field("failing", &self.link().failing)
+            .field("failing", &self.link.is_failing())
             .finish_non_exhaustive()
     }
 }
@@ -121,15 +109,23 @@ impl SharedCache {
         timeout: Duration,
         clock: SharedClock,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis url: {:?}", e.kind()))?;
+        let link = RedisLink::new(
+            url,
+            clock,
+            PROBE_INTERVAL,
+            (
+                format!(
+                    "identity validations are cached per instance until it is back (keys {prefix}…)"
+                ),
+                format!("identity validations are shared again (keys {prefix}…)"),
+            ),
+        )
+        .map_err(|kind| format!("redis url: {kind:?}"))?;
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            link,
             read: redis::Script::new(READ),
             prefix,
             timeout,
-            clock,
-            link: Mutex::new(Link::default()),
         })
     }
 
@@ -221,91 +217,28 @@ impl SharedCache {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        if !self.should_ask() {
+        if !self.link.should_ask() {
             return None;
         }
         let call = async {
-            let connection = self.connection().await?;
+            let connection = self.link.connection().await?;
             command(connection).await
         };
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(reply)) => {
-                self.succeeded();
+                self.link.succeeded();
                 Some(reply)
             }
             Ok(Err(error)) => {
-                self.failed(&error);
+                self.link.failed(&error);
                 None
             }
             Err(_) => {
-                self.failed(&format_args!("no answer within {:?}", self.timeout));
+                self.link
+                    .failed(&format_args!("no answer within {:?}", self.timeout));
                 None
             }
         }
-    }
-
-    /// The connection (a cheap clone of the shared, reconnecting one).
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                // As the rate limits' store: reconnection is redis-rs's, each of our calls
-                // is bounded by `timeout`.
-                let config = ConnectionManagerConfig::new()
-                    .set_number_of_retries(2)
-                    .set_max_delay(PROBE_INTERVAL)
-                    .set_connection_timeout(Some(Duration::from_secs(1)));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            })
-            .await?;
-        Ok(manager.clone())
-    }
-
-    /// Whether this request should ask Redis: always while it answers; while it fails, one
-    /// request per [`PROBE_INTERVAL`].
-    fn should_ask(&self) -> bool {
-        let mut link = self.link();
-        if !link.failing {
-            return true;
-        }
-        let now = self.clock.now();
-        match link.next_probe {
-            Some(at) if now < at => false,
-            _ => {
-                link.next_probe = Some(now + PROBE_INTERVAL);
-                true
-            }
-        }
-    }
-
-    fn succeeded(&self) {
-        let mut link = self.link();
-        if link.failing {
-            link.failing = false;
-            link.next_probe = None;
-            tracing::info!(
-                prefix = %self.prefix,
-                "redis is back: identity validations are shared again"
-            );
-        }
-    }
-
-    fn failed(&self, error: &dyn std::fmt::Display) {
-        let mut link = self.link();
-        link.next_probe = Some(self.clock.now() + PROBE_INTERVAL);
-        if !link.failing {
-            link.failing = true;
-            tracing::warn!(
-                error = %error,
-                prefix = %self.prefix,
-                "redis unreachable: identity validations are cached per instance until it is back"
-            );
-        }
-    }
-
-    // Two plain fields, each written in one statement: poisoning is ignored.
-    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
-        self.link.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

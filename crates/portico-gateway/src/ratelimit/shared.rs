@@ -3,37 +3,26 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use portico_core::clock::SharedClock;
 use portico_core::health::{CheckResult, HealthCheck};
 use portico_resilience::ratelimit::{
     CheckFuture, Decision, LimiterError, LocalRateLimiter, Quota, RateLimiter,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use redis::aio::ConnectionManager;
 
 use super::redis::RedisRateLimiter;
 use super::{DEFAULT_TIMEOUT, PROBE_INTERVAL, RedisSetupError};
+use crate::redis_link::RedisLink;
 
-/// One gateway's Redis: the client, its connection (made on first use, then kept and
-/// re-established by redis-rs), the per-call timeout, and whether limits are currently
-/// decided locally because Redis failed.
+/// One gateway's Redis for rate limits: the connection and whether limits are currently
+/// decided locally because Redis failed ([`RedisLink`]), and the per-call timeout.
 pub struct RedisStore {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    link: RedisLink,
     timeout: Duration,
     clock: SharedClock,
-    link: Mutex<Link>,
-}
-
-/// Shared or falling back.
-#[derive(Debug, Default)]
-struct Link {
-    falling_back: bool,
-    /// While falling back: when one request may try Redis again.
-    next_probe: Option<Instant>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -51,14 +40,20 @@ impl RedisStore {
     pub fn new(url: &str, clock: SharedClock) -> Result<Self, RedisSetupError> {
         // redis-rs errors quote the URL, which may hold a password: say only what kind of
         // problem it was.
-        let client = redis::Client::open(url)
-            .map_err(|e| RedisSetupError::InvalidUrl(format!("{:?}", e.kind())))?;
+        let link = RedisLink::new(
+            url,
+            clock.clone(),
+            PROBE_INTERVAL,
+            (
+                "rate limits are per instance until it is back".to_owned(),
+                "rate limits are shared again".to_owned(),
+            ),
+        )
+        .map_err(|kind| RedisSetupError::InvalidUrl(format!("{kind:?}")))?;
         Ok(Self {
-            client,
-            connection: OnceCell::new(),
+            link,
             timeout: DEFAULT_TIMEOUT,
             clock,
-            link: Mutex::new(Link::default()),
         })
     }
 
@@ -75,7 +70,7 @@ impl RedisStore {
 
     /// Whether limits are currently decided per instance because Redis failed.
     pub fn is_falling_back(&self) -> bool {
-        self.link().falling_back
+        self.link.is_failing()
     }
 
     /// A route's limiter: shared through Redis, local while Redis fails.
@@ -96,58 +91,7 @@ impl RedisStore {
 
     /// The connection (a cheap clone of the shared, reconnecting one).
     pub(super) async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let manager = self
-            .connection
-            .get_or_try_init(|| async {
-                // Reconnection is redis-rs's; each of our calls is bounded by `timeout`.
-                let config = ConnectionManagerConfig::new()
-                    .set_number_of_retries(2)
-                    .set_max_delay(PROBE_INTERVAL)
-                    .set_connection_timeout(Some(Duration::from_secs(1)));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            })
-            .await?;
-        Ok(manager.clone())
-    }
-
-    /// Whether this request should ask Redis: always while shared; while falling back, one
-    /// request per [`PROBE_INTERVAL`].
-    fn should_ask(&self) -> bool {
-        let mut link = self.link();
-        if !link.falling_back {
-            return true;
-        }
-        let now = self.clock.now();
-        match link.next_probe {
-            Some(at) if now < at => false,
-            _ => {
-                link.next_probe = Some(now + PROBE_INTERVAL);
-                true
-            }
-        }
-    }
-
-    /// Redis answered: limits are shared (again).
-    fn succeeded(&self) {
-        let mut link = self.link();
-        if link.falling_back {
-            link.falling_back = false;
-            link.next_probe = None;
-            tracing::info!("redis is back: rate limits are shared again");
-        }
-    }
-
-    /// Redis failed: limits are per instance until it answers again.
-    fn failed(&self, error: &LimiterError) {
-        let mut link = self.link();
-        link.next_probe = Some(self.clock.now() + PROBE_INTERVAL);
-        if !link.falling_back {
-            link.falling_back = true;
-            tracing::warn!(
-                error = %error,
-                "redis unreachable: rate limits are per instance until it is back"
-            );
-        }
+        self.link.connection().await
     }
 
     async fn ping(&self) -> Result<(), LimiterError> {
@@ -163,11 +107,6 @@ impl RedisStore {
             Ok(Ok(_)) => Ok(()),
         }
     }
-
-    // The link is two plain fields, each written in one statement: poisoning is ignored.
-    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
-        self.link.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// A route's limiter: Redis decides while it answers within the timeout; otherwise the
@@ -182,13 +121,13 @@ pub struct SharedRateLimiter {
 impl SharedRateLimiter {
     /// Counts one request for `key` and decides on it.
     pub async fn decide(&self, key: &str) -> Decision {
-        if self.store.should_ask() {
+        if self.store.link.should_ask() {
             match self.redis.decide(key).await {
                 Ok(decision) => {
-                    self.store.succeeded();
+                    self.store.link.succeeded();
                     return decision;
                 }
-                Err(error) => self.store.failed(&error),
+                Err(error) => self.store.link.failed(&error),
             }
         }
         self.local.check(key)
@@ -222,11 +161,11 @@ impl HealthCheck for RedisHealth {
         Box::pin(async move {
             match self.store.ping().await {
                 Ok(()) => {
-                    self.store.succeeded();
+                    self.store.link.succeeded();
                     CheckResult::healthy()
                 }
                 Err(error) => {
-                    self.store.failed(&error);
+                    self.store.link.failed(&error);
                     CheckResult::degraded("unreachable; rate limits are per instance")
                 }
             }
