@@ -17,9 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_support::{
-    AuthServer, CapturedLogs, ISSUER, USER_PERMISSION, auth_settings, black_hole, fake_auth,
+    AuthServer, CapturedLogs, ISSUER, USER_PERMISSION, assert_refused, auth_settings, black_hole,
+    fake_auth, ok,
 };
-use portico_core::error::{ApiError, ErrorCode};
+use portico_core::error::ErrorCode;
 use portico_gateway::identity::{
     Authenticator, CredentialKind, Identity, RemoteAuthSettings, RemoteAuthenticator, credential_id,
 };
@@ -27,24 +28,6 @@ use serde_json::{Value, json};
 
 const SECOND: Duration = Duration::from_secs(1);
 const MILLI: Duration = Duration::from_millis(1);
-
-async fn ok(gateway: &RemoteAuthenticator, credential: &str) -> Identity {
-    match gateway.authenticate(credential).await {
-        Ok(identity) => identity,
-        Err(e) => panic!("expected an identity, got {e:?}"),
-    }
-}
-
-#[track_caller]
-fn assert_refused(result: Result<Identity, ApiError>, code: ErrorCode) -> ApiError {
-    match result {
-        Ok(identity) => panic!("expected {code:?}, got {identity:?}"),
-        Err(e) => {
-            assert_eq!(e.code(), code, "{e:?}");
-            e
-        }
-    }
-}
 
 /// A JWT's header and claims, decoded.
 fn parts(token: &str) -> (Value, Value, String) {

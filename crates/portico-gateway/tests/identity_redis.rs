@@ -20,32 +20,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use identity_support::{AuthServer, CapturedLogs, black_hole};
-use portico_core::error::{ApiError, ErrorCode};
-use portico_gateway::identity::{Authenticator, Identity, RemoteAuthSettings, RemoteAuthenticator};
+use identity_support::{AuthServer, CapturedLogs, assert_refused, black_hole, ok};
+use portico_core::error::ErrorCode;
+use portico_gateway::identity::{Authenticator, RemoteAuthSettings, RemoteAuthenticator};
 use redis::aio::ConnectionManager;
 use sha2::{Digest as _, Sha256};
 use support::{test_redis_url, unique_name};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-async fn ok(gateway: &RemoteAuthenticator, credential: &str) -> Identity {
-    match gateway.authenticate(credential).await {
-        Ok(identity) => identity,
-        Err(e) => panic!("expected an identity, got {e:?}"),
-    }
-}
-
-#[track_caller]
-fn assert_refused(result: Result<Identity, ApiError>, code: ErrorCode) -> ApiError {
-    match result {
-        Ok(identity) => panic!("expected {code:?}, got {identity:?}"),
-        Err(e) => {
-            assert_eq!(e.code(), code, "{e:?}");
-            e
-        }
-    }
-}
 
 /// Gateway settings for `auth` sharing validations through the Redis at `url` under
 /// `prefix`.

@@ -19,7 +19,8 @@ use portico_auth::service::AuthService;
 use portico_auth::settings::AuthSettings;
 use portico_auth::store::Store;
 use portico_core::clock::ManualClock;
-use portico_gateway::identity::{RemoteAuthSettings, RemoteAuthenticator};
+use portico_core::error::{ApiError, ErrorCode};
+use portico_gateway::identity::{Authenticator, Identity, RemoteAuthSettings, RemoteAuthenticator};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -314,5 +315,25 @@ impl CapturedLogs {
             .filter(|l| texts.iter().all(|t| l.contains(t)))
             .map(str::to_owned)
             .collect()
+    }
+}
+
+/// The identity `gateway` finds for `credential`; panics on a refusal.
+pub async fn ok(gateway: &RemoteAuthenticator, credential: &str) -> Identity {
+    match gateway.authenticate(credential).await {
+        Ok(identity) => identity,
+        Err(e) => panic!("expected an identity, got {e:?}"),
+    }
+}
+
+/// The refusal in `result`, asserted to carry `code`.
+#[track_caller]
+pub fn assert_refused(result: Result<Identity, ApiError>, code: ErrorCode) -> ApiError {
+    match result {
+        Ok(identity) => panic!("expected {code:?}, got {identity:?}"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "{e:?}");
+            e
+        }
     }
 }
