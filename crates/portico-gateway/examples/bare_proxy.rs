@@ -7,9 +7,11 @@
 //! cargo run --release -p portico-gateway --example bare_proxy -- 127.0.0.1:18284 http://127.0.0.1:18281 [multi|per-core]
 //! ```
 //!
-//! `multi` (the default) serves on one multi-threaded tokio runtime, as `portico up` does;
-//! `per-core` runs one single-threaded runtime per core, each with its own listener
-//! (`SO_REUSEPORT`) and its own upstream connection pool, as nginx's workers do.
+//! `multi` (the default) serves on one multi-threaded tokio runtime; `per-core` runs one
+//! single-threaded runtime per core, each with its own listener (`SO_REUSEPORT`) and its own
+//! upstream connection pool, as nginx's workers and `portico up` do; `axum` is `per-core`
+//! served through `axum::serve` and a `Router` fallback (HTTP/1 and HTTP/2 detection, as
+//! Portico serves), to tell the framework's share from the gateway's own work.
 #![allow(clippy::print_stderr)]
 
 use std::convert::Infallible;
@@ -44,7 +46,8 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(serve(listen, upstream)),
-        "per-core" => {
+        "per-core" | "axum" => {
+            let axum = mode == "axum";
             let threads: Vec<_> = (0..cores)
                 .map(|_| {
                     let upstream = upstream.clone();
@@ -52,7 +55,13 @@ fn main() -> anyhow::Result<()> {
                         tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()?
-                            .block_on(serve(listen, upstream))
+                            .block_on(async move {
+                                if axum {
+                                    serve_axum(listen, upstream).await
+                                } else {
+                                    serve(listen, upstream).await
+                                }
+                            })
                     })
                 })
                 .collect();
@@ -63,19 +72,63 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        other => bail!("unknown mode {other:?}: multi or per-core"),
+        other => bail!("unknown mode {other:?}: multi, per-core or axum"),
     }
 }
 
-async fn serve(listen: SocketAddr, upstream: hyper::Uri) -> anyhow::Result<()> {
+/// A listener on `listen` shared with the other threads (`SO_REUSEPORT`).
+fn listener(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseport(true)?;
     socket.set_reuseaddr(true)?;
     socket.bind(listen)?;
-    let listener = socket.listen(1024)?;
+    Ok(socket.listen(1024)?)
+}
+
+/// A pooled HTTP/1.1 client with `TCP_NODELAY`.
+fn client<B>() -> Client<HttpConnector, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `request` sent to `upstream` with its path and query, without `Host`.
+fn upstream_request<B>(request: Request<B>, upstream: &hyper::Uri) -> Option<Request<B>> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("{upstream}{}", path.trim_start_matches('/'))
+        .parse()
+        .ok()?;
+    parts.headers.remove(hyper::header::HOST);
+    Some(Request::from_parts(parts, body))
+}
+
+async fn serve_axum(listen: SocketAddr, upstream: hyper::Uri) -> anyhow::Result<()> {
+    let listener = listener(listen)?;
+    let client: Client<HttpConnector, Body> = client();
+    let app = axum::Router::new().fallback(move |request: Request<Body>| {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        async move {
+            let Some(request) = upstream_request(request, &upstream) else {
+                return bad_gateway();
+            };
+            match client.request(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(_) => bad_gateway(),
+            }
+        }
+    });
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn serve(listen: SocketAddr, upstream: hyper::Uri) -> anyhow::Result<()> {
+    let listener = listener(listen)?;
+    let client: HttpClient = client();
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
@@ -86,15 +139,10 @@ async fn serve(listen: SocketAddr, upstream: hyper::Uri) -> anyhow::Result<()> {
                 let client = client.clone();
                 let upstream = upstream.clone();
                 async move {
-                    let (mut parts, body) = request.into_parts();
-                    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                    let uri = format!("{upstream}{}", path.trim_start_matches('/'));
-                    parts.uri = match uri.parse() {
-                        Ok(uri) => uri,
-                        Err(_) => return Ok::<_, Infallible>(bad_gateway()),
+                    let Some(request) = upstream_request(request, &upstream) else {
+                        return Ok::<_, Infallible>(bad_gateway());
                     };
-                    parts.headers.remove(hyper::header::HOST);
-                    match client.request(Request::from_parts(parts, body)).await {
+                    match client.request(request).await {
                         Ok(response) => Ok(response.map(Body::new)),
                         Err(_) => Ok(bad_gateway()),
                     }

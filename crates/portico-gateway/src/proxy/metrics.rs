@@ -108,14 +108,24 @@ pub(crate) fn retry(upstream: &str) {
     metrics::counter!(RETRIES_TOTAL, "upstream" => upstream.to_owned()).increment(1);
 }
 
-/// The circuit of `upstream` is in `state`.
-pub(crate) fn circuit_state(upstream: &str, state: State) {
-    let value = match state {
-        State::Closed | State::ForcedClosed => 0.0,
-        State::HalfOpen => 1.0,
-        State::Open | State::ForcedOpen => 2.0,
-    };
-    metrics::gauge!(CIRCUIT_STATE, "upstream" => upstream.to_owned()).set(value);
+/// The [`CIRCUIT_STATE`] gauge of one upstream, its handle looked up once (the state is
+/// set after every call).
+pub(crate) struct CircuitGauge(metrics::Gauge);
+
+impl CircuitGauge {
+    pub(crate) fn new(upstream: &str) -> Self {
+        Self(metrics::gauge!(CIRCUIT_STATE, "upstream" => upstream.to_owned()))
+    }
+
+    /// The circuit is in `state`.
+    pub(crate) fn set(&self, state: State) {
+        let value = match state {
+            State::Closed | State::ForcedClosed => 0.0,
+            State::HalfOpen => 1.0,
+            State::Open | State::ForcedOpen => 2.0,
+        };
+        self.0.set(value);
+    }
 }
 
 /// One request to `route` refused by its rate limit.

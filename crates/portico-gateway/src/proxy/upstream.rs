@@ -83,6 +83,8 @@ pub(crate) struct Upstream {
     pub(crate) host: HeaderValue,
     pub(crate) internal_token: Option<(HeaderName, HeaderValue)>,
     pub(crate) breaker: CircuitBreaker,
+    /// The breaker's state as a gauge.
+    circuit: metrics::CircuitGauge,
     /// How connections to the upstream are made (TLS for `https://`).
     connector: HttpsConnector<HttpConnector>,
     /// One pooled client per thread that calls the upstream. Served by one single-threaded
@@ -181,7 +183,8 @@ impl Upstream {
             Some(kept) if *kept.config() == wanted => kept,
             _ => CircuitBreaker::new(name.clone(), wanted, clock.clone()),
         };
-        metrics::circuit_state(&name, breaker.state());
+        let circuit = metrics::CircuitGauge::new(&name);
+        circuit.set(breaker.state());
         Ok(Self {
             log: LogObserver::new(name.clone()),
             name,
@@ -191,6 +194,7 @@ impl Upstream {
             host,
             internal_token,
             breaker,
+            circuit,
             connector,
             clients: ThreadLocal::new(),
             clock,
@@ -311,7 +315,7 @@ impl Upstream {
         let permit = match self.breaker.try_acquire() {
             Ok(permit) => permit,
             Err(open) => {
-                metrics::circuit_state(&self.name, self.breaker.state());
+                self.circuit.set(self.breaker.state());
                 return Err(Failure::Upstream(ClientError::CircuitOpen(open)));
             }
         };
@@ -344,7 +348,7 @@ impl Upstream {
                 drop(permit);
             }
         }
-        metrics::circuit_state(&self.name, self.breaker.state());
+        self.circuit.set(self.breaker.state());
         outcome
     }
 
