@@ -132,7 +132,8 @@ pub async fn serve(
 /// connection's task and the timers it waits on end up on different threads, so nearly every
 /// proxied request wakes another thread (a futex call and a context switch). One runtime per
 /// core keeps a request on one thread from accept to response, as nginx's worker processes
-/// do; docs/BENCHMARKS.md has the measurement (about twice the requests/s on 2 cores).
+/// do; docs/BENCHMARKS.md has the measurement (with one upstream pool per thread, about
+/// twice the gateway's requests/s on 2 cores).
 ///
 /// Everything `app` holds must be usable from any thread (it is: axum requires `Send`).
 /// Tasks spawned while serving (a hyper client's connection, a WebSocket tunnel) run on the
@@ -157,20 +158,25 @@ pub async fn serve_workers(
     listeners.push(listener);
     let mut finished = Vec::with_capacity(workers);
     for (index, listener) in listeners.into_iter().enumerate() {
-        let (app, shutdown) = (app.clone(), shutdown.clone());
+        let (app, stop) = (app.clone(), shutdown.clone());
         let (done, finished_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("portico-serve-{index}"))
             .spawn(move || {
-                let serve = || worker(listener, app, &shutdown, drain_timeout);
+                let serve = || worker(listener, app, &stop, drain_timeout);
                 // A panic's message is on stderr already; it stops the others like an error.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve))
                     .unwrap_or_else(|_| Err(std::io::Error::other("a serving thread panicked")));
                 if result.is_err() {
-                    shutdown.trigger();
+                    stop.trigger();
                 }
                 let _ = done.send(result);
-            })?;
+            });
+        if let Err(e) = spawned {
+            // The threads already serving must not be left running unwatched.
+            shutdown.trigger();
+            return Err(e);
+        }
         finished.push(finished_rx);
     }
     let all = async move {

@@ -152,8 +152,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         source,
     })?;
     let addr = options.listen.unwrap_or(config.server.listen);
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| UpError::Bind { addr, source })?;
+    let listener = bind(addr).map_err(|source| UpError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| UpError::Bind { addr, source })?;
@@ -241,11 +240,15 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     shutdown.listen_for_signals();
     reload::spawn(reloader, shutdown.clone());
     metrics.spawn_upkeep(METRICS_UPKEEP, shutdown.clone());
-    // shutdown::serve logs the signal, the drain and its deadline.
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         n => n,
     };
+    tracing::info!(
+        "portico {command}: {workers} serving thread{}",
+        crate::plural(workers)
+    );
+    // serve_workers logs the signal, the drain and its deadline.
     shutdown::serve_workers(
         listener,
         app,
@@ -257,6 +260,21 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     .map_err(UpError::Serve)?;
     tracing::info!("portico {command}: stopped");
     Ok(())
+}
+
+/// The public listener on `addr`, with the backlog tokio's own `bind` uses (1024; std's
+/// `TcpListener::bind` asks for 128, too few for a burst of connecting clients).
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's and std's `bind` do on Unix: a restart may bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
 
 /// The public router: the operational endpoints and the `components`' routes (auth, the

@@ -123,6 +123,7 @@ mod tests {
         assert_eq!(c.server.data_dir, PathBuf::from("./portico-data"));
         assert_eq!(c.server.max_body.as_u64(), 10 * 1024 * 1024);
         assert_eq!(c.server.drain_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.workers, 0, "one serving thread per core");
         assert_eq!(c.database.url, None);
         assert_eq!(c.redis.url, None);
         assert_eq!(c.auth.issuer.as_str(), "http://127.0.0.1:8080");
@@ -562,6 +563,19 @@ cors = { allow_origins = ["*"], allow_methods = ["get", "POST"], allow_headers =
         assert!(
             p[0].starts_with("PORTICO_TELEMETRY__OTLP_ENDPOINT: telemetry.otlp_endpoint: http://c:4318/?x=1 must be a base URL"),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn server_workers_is_a_count_from_the_file_or_the_environment() {
+        let c = load("[server]\nworkers = 3\n", &[]).unwrap();
+        assert_eq!(c.server.workers, 3);
+        let c = load("", &[("PORTICO_SERVER__WORKERS", "1")]).unwrap();
+        assert_eq!(c.server.workers, 1);
+        let problems = load("[server]\nworkers = -1\n", &[]).unwrap_err();
+        assert!(
+            format!("{problems}").contains("server.workers"),
+            "{problems}"
         );
     }
 }
