@@ -18,7 +18,7 @@ use super::{DEFAULT_TIMEOUT, PROBE_INTERVAL, RedisSetupError};
 use crate::redis_link::RedisLink;
 
 /// One gateway's Redis for rate limits: the connection and whether limits are currently
-/// decided locally because Redis failed ([`RedisLink`]), and the per-call timeout.
+/// decided locally because Redis failed (a `RedisLink`), and the per-call timeout.
 pub struct RedisStore {
     link: RedisLink,
     timeout: Duration,
