@@ -80,12 +80,7 @@ pub struct Identity {
 /// The [`Identity::credential_id`] of `credential`: the first 16 hex characters of its
 /// SHA-256 — stable, short, and useless to anyone who reads it in a log or a metric.
 pub fn credential_id(credential: &str) -> String {
-    use sha2::{Digest as _, Sha256};
-    Sha256::digest(credential.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    cache::credential_id(&cache::digest(credential))
 }
 
 /// A boxed future, as [`Authenticator`] returns.

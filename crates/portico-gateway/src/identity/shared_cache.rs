@@ -50,7 +50,7 @@ use portico_core::error::{ApiError, ErrorCode};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::cache::{Digest, Verdict, credential_id};
+use super::cache::{Digest, Verdict, credential_id, push_hex};
 use super::client::default_message;
 use super::{CredentialKind, Identity};
 use crate::redis_link::RedisLink;
@@ -200,12 +200,9 @@ impl SharedCache {
 
     /// The Redis key of `digest`.
     pub(super) fn key(&self, digest: &Digest) -> String {
-        use std::fmt::Write as _;
         let mut key = String::with_capacity(self.prefix.len() + 64);
         key.push_str(&self.prefix);
-        for b in digest {
-            let _ = write!(key, "{b:02x}");
-        }
+        push_hex(&mut key, digest);
         key
     }
 
