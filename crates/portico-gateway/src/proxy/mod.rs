@@ -328,7 +328,11 @@ impl Gateway {
         let decision = match limit {
             Some(limit) => {
                 limit
-                    .check(&route.prefix, identity.as_ref(), client_ip(&request))
+                    .check(
+                        &route.prefix,
+                        identity.as_ref(),
+                        client_ip(request.extensions()),
+                    )
                     .await?
             }
             None => None,
@@ -361,10 +365,7 @@ impl Gateway {
             .cloned()
             .or_else(RequestId::current)
             .unwrap_or_else(RequestId::generate);
-        let client_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+        let client_ip = client_ip(&parts.extensions);
         let target = upstream_path(route, parts.uri.path(), parts.uri.query());
         let uri = upstream
             .uri(&target)
@@ -462,9 +463,8 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
 }
 
 /// The client's address as the listener saw it (`None` when served without connect info).
-fn client_ip(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
+fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
 }
