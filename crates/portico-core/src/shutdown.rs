@@ -61,13 +61,17 @@ impl Shutdown {
         }
     }
 
-    /// Spawns a task that triggers shutdown on Ctrl-C or (on Unix) SIGTERM and logs which.
-    /// The task ends when shutdown triggers for any reason.
+    /// Triggers shutdown on Ctrl-C or (on Unix) SIGTERM, and logs which, from a spawned task
+    /// that ends when shutdown triggers for any reason. The signal handlers are registered
+    /// before this returns, so a signal sent once the caller is serving is never missed
+    /// (registered inside the task instead, a SIGTERM sent right after start-up was
+    /// sometimes lost: the tests saw `portico up` ignore its first SIGTERM).
     pub fn listen_for_signals(&self) {
         let shutdown = self.clone();
+        let signals = Signals::register();
         tokio::spawn(async move {
             tokio::select! {
-                signal = next_signal() => {
+                signal = signals.next() => {
                     tracing::info!(signal, "received {signal}, shutting down");
                     shutdown.trigger();
                 }
@@ -77,29 +81,63 @@ impl Shutdown {
     }
 }
 
-/// The name of the first termination signal received.
-async fn next_signal() -> &'static str {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No Ctrl-C handler on this platform: rely on SIGTERM alone.
-            std::future::pending::<()>().await;
-        }
-    };
+/// The termination signals, registered.
+struct Signals {
+    /// SIGINT (`None` where it cannot be registered).
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    /// SIGTERM (`None` where it cannot be registered).
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Registers the handlers now; must run inside the runtime.
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = terminate => "SIGTERM",
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    /// The name of the first termination signal received.
+    async fn next(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            let Signals {
+                interrupt,
+                terminate,
+            } = self;
+            let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    // Not registered: rely on the other one.
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => "SIGINT",
+                () = wait(terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = self;
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            "SIGINT"
+        }
     }
 }
 
