@@ -290,9 +290,12 @@ async fn drain(
     in_flight: &AtomicUsize,
 ) -> std::io::Result<()> {
     tokio::pin!(server);
+    // Biased: once shutdown has triggered, the drain is logged even when every serving
+    // thread has already finished (idle servers stop at once).
     tokio::select! {
-        result = &mut server => return result,
+        biased;
         () = shutdown.wait() => {}
+        result = &mut server => return result,
     }
     tracing::info!(
         in_flight = in_flight.load(Ordering::SeqCst),
