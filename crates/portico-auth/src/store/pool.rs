@@ -28,8 +28,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an operation waits for a free connection before the store reports unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often SQLite migrations are tried before opening fails (see `Store::migrate`).
-const MIGRATE_ATTEMPTS: u32 = 3;
+/// How often the WAL switch and the migrations of a SQLite file are tried before opening
+/// fails (see `Store::migrate`; the pauses between attempts add up to 1.4 s at most).
+const SQLITE_OPEN_ATTEMPTS: u32 = 8;
 
 /// The migrations, embedded in the binary: `(version, description, sql)`.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -112,28 +113,37 @@ impl Store {
 
     /// Applies the migrations this binary has and the database has not.
     async fn migrate(&self) -> Result<(), StoreError> {
-        if self.backend == Backend::Sqlite {
-            // Persistent in the file; a no-op once set. Done before the first write, while
-            // the pool holds a single connection, because changing the mode needs the file
-            // to itself.
-            self.pool
-                .execute("PRAGMA journal_mode = WAL")
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        }
         let migrator = Migrator::new(Embedded).await?;
+        if self.backend == Backend::Postgres {
+            // PostgreSQL migrations take an advisory lock: concurrent openers wait their turn.
+            return Ok(migrator.run(&self.pool).await?);
+        }
         let mut attempt = 1;
         loop {
-            match migrator.run(&self.pool).await {
+            let outcome = async {
+                // Persistent in the file; a no-op once set. Done before the first write.
+                self.pool
+                    .execute("PRAGMA journal_mode = WAL")
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                Ok::<_, StoreError>(migrator.run(&self.pool).await?)
+            }
+            .await;
+            match outcome {
                 Ok(()) => return Ok(()),
-                // SQLite has no migration lock: two processes opening a fresh file at once
-                // both see migration 1 pending, and the slower one fails (its transaction
-                // rolled back) once the faster has committed. Another pass sees it applied.
-                Err(e) if self.backend == Backend::Sqlite && attempt < MIGRATE_ATTEMPTS => {
-                    tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                // Two processes opening a fresh file at once race twice, and SQLite answers
+                // the loser at once instead of waiting for the busy timeout: switching to WAL
+                // needs the file to itself ("database is locked" while another opener holds
+                // it), and there is no migration lock (both see migration 1 pending; the
+                // slower fails once the faster has committed). Another pass, after a short
+                // random pause so the openers spread out, finds both done.
+                Err(error) if attempt < SQLITE_OPEN_ATTEMPTS => {
+                    tracing::debug!(%error, attempt, "opening the SQLite file raced another process; retrying");
+                    let pause = rand::random_range(10..=50) * u64::from(attempt);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e.into()),
+                Err(error) => return Err(error),
             }
         }
     }
