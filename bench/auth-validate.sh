@@ -14,6 +14,7 @@
 #
 #   bash bench/auth-validate.sh      # wrk -t1 -c32 -d10s; 3 x 5 s slices at 5000/s; 50 logins/s
 #   DURATION=5s ROUNDS=2 LOGIN_RATE=20 bash bench/auth-validate.sh
+#   HASH_PRIORITY=low bash bench/auth-validate.sh   # [auth] password_hash_priority (default idle)
 #
 # Targets (issue #4): validate >= 0.50 x /health/live req/s; validate p99 beside the logins
 # <= 2 x its p99 alone. About 90 s after the build. Only 127.0.0.1; the server is started and
@@ -28,6 +29,7 @@ LOGIN_RATE=${LOGIN_RATE:-50}
 VALIDATE_RATE=${VALIDATE_RATE:-5000}
 ROUNDS=${ROUNDS:-3}
 SLICE=${SLICE:-5}
+HASH_PRIORITY=${HASH_PRIORITY:-idle}
 SECS=${DURATION%s}
 
 if ! command -v wrk >/dev/null; then
@@ -48,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$WORK"
-printf '[server]\ndata_dir = "data"\n[roles.user]\npermissions = ["bench.read"]\n' > portico.toml
+printf '[server]\ndata_dir = "data"\n[auth]\npassword_hash_priority = "%s"\n[roles.user]\npermissions = ["bench.read"]\n' "$HASH_PRIORITY" > portico.toml
 "$BIN" --log-level warn auth --listen "127.0.0.1:$PORT" > server.log 2>&1 &
 PID=$!
 URL="http://127.0.0.1:$PORT"
@@ -104,7 +106,7 @@ logins_done() {
   printf '%-26s %s\n' "  logins beside it" "$(head -1 logins.txt)"
 }
 
-echo "portico auth, release build; $(nproc) cores, $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'); wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+echo "portico auth, release build, password_hash_priority = $HASH_PRIORITY; $(nproc) cores, $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'); wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
 curl -sf -X POST "$URL/auth/validate" -H 'Content-Type: application/json' -d "{\"token\":\"$KEY\"}" >/dev/null
 run health_live "$URL/health/live"

@@ -32,6 +32,8 @@ pub struct AuthSettings {
     pub oauth_login_ttl: Duration,
     /// Password hashes computed at once at most (the rest wait; hashing is CPU-bound).
     pub password_hash_concurrency: usize,
+    /// How the hashing threads are scheduled (default: only on otherwise idle cores).
+    pub password_hash_priority: crate::password::HashPriority,
 }
 
 impl AuthSettings {
@@ -54,6 +56,7 @@ impl AuthSettings {
             password_hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get().saturating_sub(1).max(1))
                 .unwrap_or(1),
+            password_hash_priority: crate::password::HashPriority::Idle,
         }
     }
 }

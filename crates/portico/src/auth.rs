@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use portico_auth::oauth::{Endpoints, ProviderSettings};
+use portico_auth::password::HashPriority;
 use portico_auth::rbac::Roles;
 use portico_auth::service::AuthService;
 use portico_auth::settings::{AuthSettings, ServiceClient};
@@ -14,6 +15,7 @@ use portico_core::health::{CheckResult, HealthRegistry};
 
 use crate::config::Config;
 use crate::config::schema::ProviderEndpoints;
+use crate::config::types::PasswordHashPriority;
 
 /// Why the auth component could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,10 @@ pub fn settings(config: &Config) -> AuthSettings {
     settings.access_token_ttl = auth.access_token_ttl;
     settings.refresh_token_ttl = auth.refresh_token_ttl;
     settings.default_role = auth.default_role.clone();
+    settings.password_hash_priority = match auth.password_hash_priority {
+        PasswordHashPriority::Idle => HashPriority::Idle,
+        PasswordHashPriority::Low => HashPriority::Low,
+    };
     settings.roles = Roles::new(
         config
             .roles

@@ -9,11 +9,15 @@
 //! when to replace it after a successful login.
 //!
 //! # Concurrency
-//! One hash costs tens of milliseconds of CPU and 19 MiB. [`PasswordHasher`] runs each in
-//! [`tokio::task::spawn_blocking`] behind a semaphore of `max_concurrent` permits: a burst
+//! One hash costs tens of milliseconds of CPU and 19 MiB. [`PasswordHasher`] runs each on
+//! one of `max_concurrent` dedicated threads, behind a semaphore of as many permits: a burst
 //! of logins queues for permits instead of occupying every core, and never blocks the async
-//! workers that serve token validation. A permit is held by the blocking task itself, so a
-//! request that is cancelled while its hash runs still counts until the hash finishes.
+//! workers that serve token validation. The hashing threads run at a background scheduling
+//! priority ([`HashPriority`]; `SCHED_IDLE` on Linux by default), so a core shared between a
+//! hash and a serving thread goes to the serving thread at once, and validation latency stays
+//! flat while logins run beside it.
+//! A permit is held by the hashing job itself, so a request that is cancelled while its hash
+//! runs still counts until the hash finishes.
 //!
 //! # Unknown accounts
 //! [`PasswordHasher::verify_unknown_user`] verifies against a fixed dummy hash with the same
@@ -26,9 +30,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use rand::RngCore as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
+
+use pool::HashPool;
+pub use pool::HashPriority;
 
 mod policy;
+mod pool;
 
 pub use policy::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PolicyError, check_policy};
 
@@ -84,13 +92,14 @@ pub enum PasswordError {
     /// argon2 itself failed.
     #[error("password hashing failed: {0}")]
     Hashing(argon2::password_hash::Error),
-    /// The blocking task panicked or was cancelled at shutdown.
+    /// The hashing job panicked, or no hashing thread could run it.
     #[error("password hashing task failed")]
     TaskFailed,
 }
 
-/// Hashes and verifies passwords on the blocking pool, at most `max_concurrent` at once.
-/// Cheap to clone; clones share the bound.
+/// Hashes and verifies passwords on `max_concurrent` dedicated background-priority threads,
+/// at most `max_concurrent` at once. Cheap to clone; clones share the bound and the threads,
+/// which end when the last clone is dropped.
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -100,6 +109,7 @@ struct Inner {
     argon2: Argon2<'static>,
     params: PasswordParams,
     permits: Arc<Semaphore>,
+    pool: HashPool,
     max_concurrent: usize,
     dummy_hash: String,
     running: AtomicUsize,
@@ -108,10 +118,16 @@ struct Inner {
 
 impl PasswordHasher {
     /// A hasher with [`PasswordParams::OWASP`] running at most `max_concurrent` hashes at
-    /// once (at least 1).
+    /// once (at least 1), on threads at [`HashPriority::Idle`].
     pub fn new(max_concurrent: usize) -> Self {
+        Self::with_priority(max_concurrent, HashPriority::default())
+    }
+
+    /// [`PasswordHasher::new`] with its threads at `priority`.
+    pub fn with_priority(max_concurrent: usize, priority: HashPriority) -> Self {
         Self::build(
             max_concurrent,
+            priority,
             PasswordParams::OWASP,
             Argon2::new(Algorithm::Argon2id, Version::V0x13, OWASP_PARAMS),
             OWASP_DUMMY_HASH.to_owned(),
@@ -126,11 +142,18 @@ impl PasswordHasher {
     ) -> Result<Self, PasswordError> {
         let argon2 = argon2(params)?;
         let dummy_hash = hash_with(&argon2, &random_password())?;
-        Ok(Self::build(max_concurrent, params, argon2, dummy_hash))
+        Ok(Self::build(
+            max_concurrent,
+            HashPriority::default(),
+            params,
+            argon2,
+            dummy_hash,
+        ))
     }
 
     fn build(
         max_concurrent: usize,
+        priority: HashPriority,
         params: PasswordParams,
         argon2: Argon2<'static>,
         dummy_hash: String,
@@ -141,6 +164,7 @@ impl PasswordHasher {
                 argon2,
                 params,
                 permits: Arc::new(Semaphore::new(max_concurrent)),
+                pool: HashPool::new(max_concurrent, priority),
                 max_concurrent,
                 dummy_hash,
                 running: AtomicUsize::new(0),
@@ -223,7 +247,7 @@ impl PasswordHasher {
         self.inner.peak.load(Ordering::SeqCst)
     }
 
-    /// Runs `work` on the blocking pool once a permit is free.
+    /// Runs `work` on a hashing thread once a permit is free.
     async fn run<T, F>(&self, work: F) -> Result<T, PasswordError>
     where
         T: Send + 'static,
@@ -237,16 +261,20 @@ impl PasswordHasher {
             .await
             .map_err(|_| PasswordError::TaskFailed)?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.inner.pool.execute(move || {
             let _permit = permit;
             let now = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
             inner.peak.fetch_max(now, Ordering::SeqCst);
             let out = work(&inner.argon2);
             inner.running.fetch_sub(1, Ordering::SeqCst);
-            out
-        })
-        .await
-        .map_err(|_| PasswordError::TaskFailed)
+            // The caller may have gone (a cancelled request); the work is done either way.
+            let _ = reply.send(out);
+        });
+        if !queued {
+            return Err(PasswordError::TaskFailed);
+        }
+        answer.await.map_err(|_| PasswordError::TaskFailed)
     }
 }
 

@@ -103,7 +103,10 @@ impl AuthService {
         Ok(Arc::new(Self {
             issuer: TokenIssuer::new(settings.issuer.clone(), settings.access_token_ttl),
             verifier: TokenVerifier::new(settings.issuer.clone(), audiences),
-            hasher: PasswordHasher::new(settings.password_hash_concurrency.max(1)),
+            hasher: PasswordHasher::with_priority(
+                settings.password_hash_concurrency.max(1),
+                settings.password_hash_priority,
+            ),
             providers: crate::oauth::Providers::new(&settings.providers)?,
             redirects: crate::oauth::RedirectAllowlist::new(&settings.redirect_allowlist),
             throttle: LoginThrottle::with_defaults(clock.clone()),

@@ -137,6 +137,10 @@ mod tests {
             "http://127.0.0.1:8080/"
         );
         assert_eq!(c.auth.default_role, "user");
+        assert_eq!(
+            c.auth.password_hash_priority,
+            crate::config::types::PasswordHashPriority::Idle
+        );
         assert_eq!(c.roles["admin"].permissions, ["*"]);
         assert!(c.roles["user"].permissions.is_empty());
         assert_eq!(c.realtime.heartbeat_interval, Duration::from_secs(30));
@@ -298,6 +302,22 @@ userinfo_url = "https://gitlab.example/api/v4/user"
             "{p:?}"
         );
         assert!(p.iter().any(|l| l == "portico.toml:5: auth.providers.acme.authorize_url: missing (required with explicit endpoints)"), "{p:?}");
+    }
+
+    #[test]
+    fn password_hash_priority_is_one_of_its_names() {
+        let c = load("[auth]\npassword_hash_priority = \"low\"\n", &[]).unwrap();
+        assert_eq!(
+            c.auth.password_hash_priority,
+            crate::config::types::PasswordHashPriority::Low
+        );
+        let p = problems("[auth]\npassword_hash_priority = \"realtime\"\n", &[]);
+        assert_eq!(
+            p,
+            [
+                "portico.toml:2: auth.password_hash_priority: unknown value \"realtime\" (expected one of: idle, low)"
+            ]
+        );
     }
 
     #[test]

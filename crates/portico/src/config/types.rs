@@ -285,6 +285,16 @@ name_enum! {
 }
 
 name_enum! {
+    /// How the password-hashing threads are scheduled (`[auth] password_hash_priority`).
+    PasswordHashPriority {
+        /// Only on cores nothing else wants (Linux `SCHED_IDLE`).
+        Idle = "idle",
+        /// Niceness 10: a share of a busy core.
+        Low = "low",
+    }
+}
+
+name_enum! {
     /// What a route's rate limit counts by.
     RateLimitKey {
         /// The authenticated user.

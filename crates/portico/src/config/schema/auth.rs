@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::problem::Problems;
 use crate::config::reader::{Positive, Section, list, text};
-use crate::config::types::{HttpUrl, Schemes, Secret, Url, optional_url};
+use crate::config::types::{HttpUrl, PasswordHashPriority, Schemes, Secret, Url, optional_url};
 
 /// `[auth]`.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct AuthConfig {
     pub redirect_allowlist: Vec<Url>,
     /// `default_role` (default `user`): the role of new accounts; must be a defined role.
     pub default_role: String,
+    /// `password_hash_priority` (default `idle`): how the hashing threads are scheduled.
+    pub password_hash_priority: PasswordHashPriority,
     /// `[auth.providers.<name>]`: OAuth2/OIDC providers by name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[[auth.clients]]`: service (client-credentials) clients.
@@ -170,6 +172,11 @@ impl AuthConfig {
                 }
             })
             .unwrap_or_else(|| "user".to_owned());
+        let password_hash_priority = s.or(
+            "password_hash_priority",
+            PasswordHashPriority::Idle,
+            problems,
+        );
         let providers = s
             .named_sections("providers", problems)
             .into_iter()
@@ -186,6 +193,7 @@ impl AuthConfig {
             refresh_token_ttl,
             redirect_allowlist,
             default_role,
+            password_hash_priority,
             providers,
             clients,
         })
