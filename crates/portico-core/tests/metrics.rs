@@ -6,15 +6,28 @@ mod support;
 use axum::Router;
 use axum::routing::get;
 use portico_core::request_id::RequestIdLayer;
-use portico_core::telemetry::{Metrics, http_metrics_layer};
+use portico_core::telemetry::{Metrics, RouteLabel, http_metrics_layer};
 use support::{TestServer, get as http_get};
 
 #[tokio::test]
 async fn metrics_renders_the_request_counter_and_histogram_after_a_request() {
     let metrics = Metrics::install().unwrap();
+    // A fallback that routes by itself (as the gateway's does) names the route it served.
+    let self_routed = |request: axum::extract::Request| async move {
+        let mut response = axum::response::IntoResponse::into_response("proxied");
+        if request.uri().path().starts_with("/api/etl/") {
+            response
+                .extensions_mut()
+                .insert(RouteLabel("/api/etl".into()));
+        } else {
+            *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+        }
+        response
+    };
     let app = Router::new()
         .route("/users/{id}", get(|| async { "user" }))
         .merge(metrics.routes())
+        .fallback(self_routed)
         .layer(http_metrics_layer())
         .layer(RequestIdLayer::new());
     let server = TestServer::start(app).await;
@@ -22,6 +35,8 @@ async fn metrics_renders_the_request_counter_and_histogram_after_a_request() {
     assert_eq!(http_get(&server.url("/users/7")).await.status, 200);
     assert_eq!(http_get(&server.url("/users/8")).await.status, 200);
     assert_eq!(http_get(&server.url("/nope")).await.status, 404);
+    assert_eq!(http_get(&server.url("/api/etl/jobs")).await.status, 200);
+    assert_eq!(http_get(&server.url("/api/etl/runs")).await.status, 200);
 
     let reply = http_get(&server.url("/metrics")).await;
     assert_eq!(reply.status, 200);
@@ -46,6 +61,23 @@ async fn metrics_renders_the_request_counter_and_histogram_after_a_request() {
                 && l.contains(r#"route="unmatched""#)
                 && l.contains(r#"status="404""#)),
         "{text}"
+    );
+    let named = text
+        .lines()
+        .find(|l| {
+            l.starts_with("portico_http_requests_total{") && l.contains(r#"route="/api/etl""#)
+        })
+        .unwrap_or_else(|| panic!("no counter for the named route in:\n{text}"));
+    assert!(named.ends_with(" 2"), "{named}");
+    let unmatched = text
+        .lines()
+        .find(|l| {
+            l.starts_with("portico_http_requests_total{") && l.contains(r#"route="unmatched""#)
+        })
+        .unwrap();
+    assert!(
+        unmatched.ends_with(" 1"),
+        "only /nope is unmatched: {unmatched}"
     );
     assert!(
         text.contains("portico_http_request_duration_seconds_bucket{"),

@@ -148,6 +148,20 @@ fn portico_up_proxies_the_etl_route_with_the_callers_identity() {
     assert_eq!(status["services"]["etl"]["state"], "closed");
     let unknown = server.get("/nowhere", &[]);
     assert_eq!(unknown.json()["error"]["code"], "REQ_003");
+
+    // Proxied requests count under their route's prefix, not as unmatched.
+    let metrics = server.get("/metrics", &[]).body;
+    let counted = |route: &str, status: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("portico_http_requests_total{")
+                && l.contains(&format!("route=\"{route}\""))
+                && l.contains(&format!("status=\"{status}\""))
+        })
+    };
+    assert!(counted("/api/etl", "200"), "{metrics}");
+    assert!(counted("/api/etl", "401"), "{metrics}");
+    assert!(counted("unmatched", "404"), "{metrics}");
+    assert!(!counted("unmatched", "200"), "{metrics}");
 }
 
 #[test]

@@ -120,9 +120,10 @@ impl Metrics {
 // === impl HttpMetricsLayer ===
 
 /// Records [`HTTP_REQUESTS_TOTAL`] and [`HTTP_REQUEST_DURATION_SECONDS`] for every request:
-/// `router.layer(http_metrics_layer())`. The `route` label is the matched route pattern
-/// (`/users/{id}`, never the raw path, so cardinality stays bounded) or `unmatched`; methods
-/// outside the standard set are recorded as `OTHER`.
+/// `router.layer(http_metrics_layer())`. The `route` label is the [`RouteLabel`] the response
+/// carries (a fallback that routes by itself, like the gateway's, names its route there),
+/// else the matched route pattern (`/users/{id}`, never the raw path, so cardinality stays
+/// bounded), else `unmatched`; methods outside the standard set are recorded as `OTHER`.
 ///
 /// The layer keeps the metric handles it has used, by route, method and status: after the
 /// first request of a kind, recording is a map lookup under a read lock, an atomic add and a
@@ -168,6 +169,14 @@ struct Handles(RwLock<HashMap<Arc<str>, ByMethodStatus>>);
 
 /// The `route` label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
+
+/// A response extension naming the route a request was served by, for the `route` label of
+/// [`http_metrics_layer`]'s metrics: set by handlers that route by themselves behind one
+/// axum fallback (the gateway's proxied routes, by their prefix), which axum's
+/// `MatchedPath` cannot name. The name must come from configuration, never from the
+/// request, so that the label's values stay bounded.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub Arc<str>);
 
 impl Handles {
     /// Records one request.
@@ -265,7 +274,15 @@ where
                 Ok(response) => response.status().as_u16(),
                 Err(_) => 500,
             };
-            let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            let named = result
+                .as_ref()
+                .ok()
+                .and_then(|response| response.extensions().get::<RouteLabel>());
+            let route = match (named, &route) {
+                (Some(RouteLabel(name)), _) => name,
+                (None, Some(matched)) => matched.as_str(),
+                (None, None) => UNMATCHED,
+            };
             handles.record(route, method, status, this.started.elapsed().as_secs_f64());
         }
         Poll::Ready(result)

@@ -23,7 +23,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use self::metrics::{
     HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, HttpMetricsFuture, HttpMetricsLayer,
-    HttpMetricsService, Metrics, http_metrics_layer,
+    HttpMetricsService, Metrics, RouteLabel, http_metrics_layer,
 };
 pub(crate) use self::otlp::continue_incoming;
 pub use self::otlp::{OtlpExport, TRACES_PATH, current_traceparent};

@@ -1,12 +1,13 @@
 //! The gateway's Prometheus metrics (recorded through the `metrics` facade; a no-op until the
 //! binary installs the recorder).
 
-use std::sync::{Once, OnceLock};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
 
 use http::StatusCode;
+use portico_core::telemetry::RouteLabel;
 use portico_resilience::breaker::State;
 
 /// Proxied requests, by `route` (the route's prefix), `upstream` and `status`.
@@ -52,6 +53,8 @@ pub(crate) fn describe() {
 /// the route is built (the binary installs it before building the gateway).
 pub(crate) struct RouteMetrics {
     route: String,
+    /// The `route` label the core HTTP metrics give this route's requests.
+    label: RouteLabel,
     upstream: String,
     duration: Histogram,
     /// [`REQUESTS_TOTAL`] by status code (100–599), made on first use.
@@ -62,6 +65,7 @@ impl RouteMetrics {
     pub(crate) fn new(route: &str, upstream: &str) -> Self {
         Self {
             route: route.to_owned(),
+            label: RouteLabel(Arc::from(route)),
             upstream: upstream.to_owned(),
             duration: metrics::histogram!(
                 REQUEST_DURATION_SECONDS,
@@ -70,6 +74,12 @@ impl RouteMetrics {
             ),
             by_status: (100..600).map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    /// Names the route on `response`, so `portico_http_requests_total` counts it under the
+    /// route's prefix rather than as `unmatched`.
+    pub(crate) fn label<B>(&self, response: &mut http::Response<B>) {
+        response.extensions_mut().insert(self.label.clone());
     }
 
     /// One request answered with `status` after `elapsed`.

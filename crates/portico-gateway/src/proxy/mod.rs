@@ -288,7 +288,7 @@ impl Gateway {
         let cors = self.cors.get(matched.index).and_then(Option::as_ref);
         let origin = request.headers().get(http::header::ORIGIN).cloned();
         let preflight = cors.and_then(|cors| cors.preflight(request.method(), request.headers()));
-        let response = match preflight {
+        let mut response = match preflight {
             Some(answer) => answer,
             None => {
                 let mut response = self
@@ -303,6 +303,7 @@ impl Gateway {
         };
         if let Some(metrics) = self.route_metrics.get(matched.index) {
             metrics.request(response.status(), started.elapsed());
+            metrics.label(&mut response);
         }
         response
     }
