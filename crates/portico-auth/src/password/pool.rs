@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HashPriority {
     /// `SCHED_IDLE`: a hash runs only on a core that nothing else wants, and any other
-    /// thread that wakes up takes the core from it at once. Validation latency is
-    /// unaffected by logins; when the cores are saturated by other work, logins wait.
+    /// thread that wakes up takes the core from it at once. Logins then barely lengthen
+    /// validation's tail (what remains is contention for caches and memory); when other
+    /// work saturates the cores, logins wait.
     #[default]
     Idle,
-    /// Niceness 10: a hash gets about a tenth of a core that a normal thread also wants,
-    /// so logins keep moving under saturation, but a waking serving thread may wait for
-    /// the running hash's time slice (a few milliseconds) to end.
+    /// Niceness 10, the conventional background priority: by weight, a hash gets about a
+    /// tenth of a core that a normal thread also wants, but a waking serving thread may
+    /// wait for the running hash's time slice (a few milliseconds) to end.
     Low,
 }
 
@@ -82,7 +83,8 @@ fn serve(queue: &Mutex<Receiver<Job>>) {
 }
 
 /// Puts the calling thread at `priority`. Linux schedules each thread on its own, so this
-/// touches no other thread. A failure leaves the thread at the process's priority.
+/// touches no other thread. A failure is logged; the thread then runs at what the system
+/// let it have (at worst the process's priority).
 fn deprioritise(priority: HashPriority) {
     #[cfg(target_os = "linux")]
     {
@@ -109,7 +111,7 @@ fn deprioritise(priority: HashPriority) {
             }
         };
         if let Err(error) = outcome {
-            tracing::warn!(%error, ?priority, "password-hashing thread keeps the process's priority");
+            tracing::warn!(%error, ?priority, "could not fully lower a password-hashing thread's priority");
         }
     }
     #[cfg(not(target_os = "linux"))]
