@@ -55,6 +55,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;
+mod hex;
 pub mod jws;
 pub mod permissions;
 pub mod request_id;

@@ -58,21 +58,20 @@ impl TraceParent {
 
     /// The header value, version `00`.
     pub fn header(&self) -> HeaderValue {
-        let value = format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.parent_id, self.flags
-        );
+        // `00-<32 hex>-<16 hex>-<2 hex>`
+        let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        crate::hex::write_lower(self.trace_id, &mut value[3..35]);
+        crate::hex::write_lower(u128::from(self.parent_id), &mut value[36..52]);
+        crate::hex::write_lower(u128::from(self.flags), &mut value[53..55]);
         // Lowercase hex and dashes only: always a valid header value.
-        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+        HeaderValue::from_bytes(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
 /// The trace-id of a request that came without a valid `traceparent` (never 0).
 pub fn trace_id_for(request_id: &RequestId) -> u128 {
     let text = request_id.as_str();
-    if text.len() == 32
-        && text.bytes().all(|b| b.is_ascii_hexdigit())
-        && let Ok(bits) = u128::from_str_radix(text, 16)
+    if let Some(bits) = crate::hex::parse_u128(text)
         && bits != 0
     {
         return bits;

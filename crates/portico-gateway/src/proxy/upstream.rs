@@ -221,7 +221,9 @@ impl Upstream {
 
     /// The upstream URI for `path_and_query` (which starts with `/`).
     pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
-        let full = format!("{}{path_and_query}", self.base_path);
+        let mut full = String::with_capacity(self.base_path.len() + path_and_query.len());
+        full.push_str(&self.base_path);
+        full.push_str(path_and_query);
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
