@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by valgrind's callgrind: repeatable to a fraction
+# of a percent whatever else the machine does, where requests/s on 2 shared cores swing by
+# +-15 % between runs (bench/gateway-vs-nginx.sh). Counts user-space instructions only (the
+# kernel's TCP work is the same for every proxy).
+#
+#   bash bench/gateway-callgrind.sh            # portico up (one serving thread), plain route
+#   BARE=1 bash bench/gateway-callgrind.sh     # also hyper's smallest proxy, plain and via axum
+#
+# The same small GET through an nginx upstream (`return 200`), wrk -t1 -c4 for DURATION
+# (default 15 s) under callgrind, counted only after 50 warm-up requests. About 2 minutes
+# after the build. Installs nginx, wrk and valgrind from Debian's packages if missing. Only
+# 127.0.0.1; everything runs in a scratch directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-15s}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18381}
+PORT=${PORT:-18382}
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+command -v nginx >/dev/null || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v valgrind >/dev/null || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=; [ "$(id -u)" != 0 ] && sudo=sudo
+  echo "installing ${missing[*]} (Debian packages)…"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null; }
+fi
+cargo build --release -q -p portico
+[ -n "${BARE:-}" ] && cargo build --release -q -p portico-gateway --example bare_proxy
+ROOT=$PWD
+WORK=$(mktemp -d)
+NGINX_PID=
+cleanup() {
+  pkill -f "callgrind.*$WORK" 2>/dev/null || true
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK"
+mkdir -p logs tmp
+cat > nginx.conf <<CONF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/tmp/body;
+    proxy_temp_path $WORK/tmp/proxy;
+    fastcgi_temp_path $WORK/tmp/fastcgi;
+    uwsgi_temp_path $WORK/tmp/uwsgi;
+    scgi_temp_path $WORK/tmp/scgi;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$UPSTREAM_PORT; location / { default_type application/json; return 200 '{"ok":true}'; } }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/logs/error.log" &
+NGINX_PID=$!
+printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "data"\nworkers = 1\n[upstreams.bench]\nurl = "http://127.0.0.1:%s"\n[[routes]]\nprefix = "/bench"\nupstream = "bench"\nauth = "none"\n' \
+  "$PORT" "$UPSTREAM_PORT" > portico.toml
+URL="http://127.0.0.1:$PORT/bench"
+
+count() { # name, command… → "name: N requests, I instructions per request"
+  local name=$1; shift
+  rm -f callgrind.out.*
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out.%p" "$@" > "$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 120); do curl -sf "$URL" >/dev/null && break; sleep 0.5; done
+  for _ in $(seq 1 50); do curl -sf "$URL" >/dev/null; done
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  local n
+  n=$(wrk -t1 -c4 -d"$DURATION" "$URL" | awk '/requests in/ {print $1}')
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  sleep 1
+  local total
+  total=$(callgrind_annotate "$WORK"/callgrind.out.*.1 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  printf '%-18s %8s requests  %8s instructions per request\n' "$name" "$n" "$((total / n))"
+}
+echo "callgrind, wrk -t1 -c4 -d$DURATION, $(git -C "$ROOT" rev-parse --short HEAD)"
+count portico "$ROOT/target/release/portico" --log-level warn up
+if [ -n "${BARE:-}" ]; then
+  count bare-hyper "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$PORT" "http://127.0.0.1:$UPSTREAM_PORT" per-core
+  count bare-axum "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$PORT" "http://127.0.0.1:$UPSTREAM_PORT" axum
+fi
