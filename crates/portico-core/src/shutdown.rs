@@ -11,8 +11,9 @@ use std::time::Duration;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::Router;
+use axum::extract::Request;
 use axum::serve::ListenerExt as _;
+use axum::{Router, ServiceExt};
 use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -155,7 +156,7 @@ pub async fn serve(
     let (app, in_flight) = counting_in_flight(app);
     let server = axum::serve(
         listener.tap_io(set_nodelay),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
     )
     .with_graceful_shutdown(shutdown.wait())
     .into_future();
@@ -236,7 +237,7 @@ pub async fn serve_workers(
 /// until shutdown, and then for at most `drain_timeout` more.
 fn worker(
     listener: std::net::TcpListener,
-    app: Router,
+    app: Counted,
     shutdown: &Shutdown,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
@@ -247,7 +248,7 @@ fn worker(
         let listener = TcpListener::from_std(listener)?;
         let server = axum::serve(
             listener.tap_io(set_nodelay),
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
         )
         .with_graceful_shutdown(shutdown.wait())
         .into_future();
@@ -273,12 +274,17 @@ fn set_nodelay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
-/// `app` counting its requests in flight, and the counter.
-fn counting_in_flight(app: Router) -> (Router, Arc<AtomicUsize>) {
+/// `app` counting its requests in flight, and the counter. The count wraps the router as a
+/// whole rather than through `Router::layer`, which would box each route once more and clone
+/// that box on every request.
+fn counting_in_flight(app: Router) -> (Counted, Arc<AtomicUsize>) {
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let app = app.layer(InFlightLayer(in_flight.clone()));
+    let app = InFlightLayer(in_flight.clone()).layer(app);
     (app, in_flight)
 }
+
+/// What the serving threads serve: the router inside the in-flight count.
+type Counted = InFlightService<Router>;
 
 /// Runs `server` (which stops accepting once `shutdown` triggers and ends when its
 /// connections have) and, from the shutdown on, gives it at most `drain_timeout`, logging the

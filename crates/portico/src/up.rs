@@ -292,12 +292,19 @@ pub fn router(
         .merge(metrics.routes())
         .merge(status.routes())
         .merge(components)
-        // Outermost last: request id → metrics → envelope → body limit → handler.
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(envelope_layer())
-        .layer(http_metrics_layer())
-        .layer(RequestIdLayer::new())
+        // Outermost first: request id → metrics → envelope → body limit → handler. One
+        // `layer` call with the whole stack: axum boxes each route once per `layer` call and
+        // clones the boxes on every request, so five calls cost five boxes per request.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(RequestIdLayer::new())
+                .layer(http_metrics_layer())
+                .layer(envelope_layer())
+                // The limit's body type, made axum's again (as `Router::layer` does).
+                .map_response(axum::response::IntoResponse::into_response)
+                .layer(RequestBodyLimitLayer::new(max_body))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
 }
 
 /// `/health`'s check that the data directory accepts writes; critical, since the store and
