@@ -6,6 +6,7 @@
 #
 #   bash bench/gateway-callgrind.sh            # portico up (one serving thread), plain route
 #   BARE=1 bash bench/gateway-callgrind.sh     # also hyper's smallest proxy, plain and via axum
+#   KEEP=/tmp/profiles bash bench/gateway-callgrind.sh   # keep the profiles (callgrind_annotate)
 #
 # The same small GET through an nginx upstream (`return 200`), wrk -t1 -c4 for DURATION
 # (default 15 s) under callgrind, counted only after 50 warm-up requests. About 2 minutes
@@ -78,6 +79,7 @@ count() { # name, command… → "name: N requests, I instructions per request"
   sleep 1
   local total
   total=$(callgrind_annotate "$WORK"/callgrind.out.*.1 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK"/callgrind.out.*.1 "$KEEP/$name.callgrind"; fi
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   printf '%-18s %8s requests  %8s instructions per request\n' "$name" "$n" "$((total / n))"
 }

@@ -7,6 +7,10 @@
 
 /// Whether `path` has a dot segment, in any spelling.
 pub(crate) fn has_dot_segments(path: &str) -> bool {
+    // Without a dot or an escape there is nothing to decode or compare (most paths).
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
     path.split('/').any(|segment| {
         let decoded = percent_decode(segment);
         decoded
