@@ -57,6 +57,40 @@ fn now(server: &Server) -> SystemTime {
 }
 
 #[tokio::test]
+async fn in_process_validation_is_the_same_answer_with_the_expiry_as_a_time_and_the_hash() {
+    use sha2::{Digest as _, Sha256};
+    let server = Server::start().await;
+    let tokens = server.register_ok("in-process@example.com").await;
+    let token = access(&tokens);
+    // Uncached, then cached after the HTTP answer: the same each time.
+    let first = server.service.validate_in_process(token).await.unwrap();
+    let http = server.validate(token).await;
+    assert_eq!(http.status, 200, "{http:?}");
+    let again = server.service.validate_in_process(token).await.unwrap();
+    for v in [first, again] {
+        assert_eq!(serde_json::to_value(&v.answer).unwrap(), http.json);
+        let exp = humantime::parse_rfc3339(http.json["expires_at"].as_str().unwrap()).unwrap();
+        assert_eq!(v.expires_at, Some(exp));
+        assert_eq!(v.digest, Some(Sha256::digest(token.as_bytes()).into()));
+    }
+
+    let (key, _) = create_key(&server, token, json!({"name": "in-process"})).await;
+    let v = server.service.validate_in_process(&key).await.unwrap();
+    let http = server.validate(&key).await;
+    assert_eq!(serde_json::to_value(&v.answer).unwrap(), http.json);
+    assert_eq!(v.expires_at, None, "a key without expiry");
+    assert_eq!(v.digest, Some(Sha256::digest(key.as_bytes()).into()));
+    assert_error(&server.validate("not-a-token").await, 401, "AUTH_001");
+    assert!(
+        server
+            .service
+            .validate_in_process("not-a-token")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn cached_access_token_is_refused_right_after_logout() {
     let server = Server::start().await;
     let tokens = server.register_ok("logout-cached@example.com").await;

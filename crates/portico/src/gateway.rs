@@ -127,18 +127,21 @@ impl Authenticator for InProcessAuth {
         credential: &'a str,
     ) -> BoxFuture<'a, Result<Identity, ApiError>> {
         Box::pin(async move {
-            let v = self
+            // The credential is hashed once, by auth's validation cache, and its expiry comes
+            // as a time: nothing here repeats that work per request.
+            let validated = self
                 .service
-                .validate(credential)
+                .validate_in_process(credential)
                 .await
                 .map_err(ApiError::from)?;
+            let v = validated.answer;
             Ok(Identity {
                 kind: CredentialKind::parse(&v.token_type).unwrap_or(CredentialKind::User),
-                credential_id: portico_gateway::identity::credential_id(credential),
-                expires_at: v
-                    .expires_at
-                    .as_deref()
-                    .and_then(|t| humantime::parse_rfc3339(t).ok()),
+                credential_id: match &validated.digest {
+                    Some(digest) => portico_gateway::identity::credential_id_of_digest(digest),
+                    None => portico_gateway::identity::credential_id(credential),
+                },
+                expires_at: validated.expires_at,
                 user_id: v.user_id,
                 email: v.email,
                 permissions: v.permissions,

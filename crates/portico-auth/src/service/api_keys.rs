@@ -142,13 +142,15 @@ impl AuthService {
     /// the validation cache: an entry is used while `now` is before min(key expiry, cached +
     /// 5 min); its row is re-read by id (no hashing, one indexed query) when it was last read
     /// [`REVOCATION_RECHECK`] ago or more, or a key was deleted through this instance since.
+    /// `digest` is `cache::digest(full)`, computed by the caller.
     pub(super) async fn validate_api_key(
         &self,
         prefix: &str,
         full: &str,
+        digest: Option<cache::Digest>,
     ) -> Result<ValidateResponse, AuthError> {
         let now = self.clock.system_now();
-        let Some(digest) = cache::digest(full) else {
+        let Some(digest) = digest else {
             return Ok(self
                 .validate_api_key_in_store(prefix, full, now)
                 .await?

@@ -59,6 +59,17 @@ pub const REVOCATION_RECHECK: Duration = Duration::from_secs(2);
 /// `portico admin jwks rotate` or another instance is picked up without a restart.
 pub const KEY_RELOAD: Duration = Duration::from_secs(60);
 
+/// What [`AuthService::validate_in_process`] returns.
+#[derive(Debug, Clone)]
+pub struct InProcessValidation {
+    /// The answer `/auth/validate` gives.
+    pub answer: ValidateResponse,
+    /// When the credential stops being valid, if it does.
+    pub expires_at: Option<SystemTime>,
+    /// SHA-256 of the credential (`None` for one over 8 KiB, which is never cached).
+    pub digest: Option<[u8; 32]>,
+}
+
 /// The auth component, shared by its HTTP handlers.
 pub struct AuthService {
     settings: AuthSettings,
@@ -298,19 +309,42 @@ impl AuthService {
 
     /// `POST /auth/validate`: an access token, service token or API key.
     pub async fn validate(&self, token: &str) -> Result<ValidateResponse, AuthError> {
+        Ok(self.validate_in_process(token).await?.answer)
+    }
+
+    /// [`Self::validate`] for a caller in the same process (the gateway of `portico up`):
+    /// the answer, with the expiry as a time and the SHA-256 of `token` that the validation
+    /// cache was keyed by, so that the caller need not hash the token again nor parse the
+    /// expiry back from text.
+    pub async fn validate_in_process(&self, token: &str) -> Result<InProcessValidation, AuthError> {
+        let digest = cache::digest(token);
         if let Some((prefix, full)) = ApiKey::parse(token) {
-            return self.validate_api_key(prefix, full).await;
+            let answer = self.validate_api_key(prefix, full, digest).await?;
+            let expires_at = answer
+                .expires_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339(t).ok());
+            return Ok(InProcessValidation {
+                answer,
+                expires_at,
+                digest,
+            });
         }
-        let verified = self.verify_access_cached(token).await?;
+        let verified = self.verify_access_cached(token, digest).await?;
         let claims = &verified.claims;
-        Ok(ValidateResponse {
-            valid: true,
-            user_id: claims.sub.clone(),
-            email: claims.email.clone().unwrap_or_default(),
-            permissions: claims.permissions.clone(),
-            roles: claims.roles.clone(),
-            token_type: claims.token_type.as_str().to_owned(),
-            expires_at: Some(rfc3339(claims.expires_at())),
+        let expires_at = claims.expires_at();
+        Ok(InProcessValidation {
+            answer: ValidateResponse {
+                valid: true,
+                user_id: claims.sub.clone(),
+                email: claims.email.clone().unwrap_or_default(),
+                permissions: claims.permissions.clone(),
+                roles: claims.roles.clone(),
+                token_type: claims.token_type.as_str().to_owned(),
+                expires_at: Some(rfc3339(expires_at)),
+            },
+            expires_at: Some(expires_at),
+            digest,
         })
     }
 
@@ -403,19 +437,24 @@ impl AuthService {
 
     /// Verifies an access token and refuses it if its session was revoked.
     async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        Ok(self.verify_access_cached(token).await?.claims.clone())
+        Ok(self
+            .verify_access_cached(token, cache::digest(token))
+            .await?
+            .claims
+            .clone())
     }
 
     /// [`Self::verify_access`] through the validation cache: a token verified before is
     /// taken from the cache while `now` is before its `exp` and its signing key is still
     /// accepted; its session's revocation is checked every time.
+    /// `digest` is `cache::digest(token)`, computed by the caller (who may need it too).
     async fn verify_access_cached(
         &self,
         token: &str,
+        digest: Option<cache::Digest>,
     ) -> Result<Arc<cache::CachedToken>, AuthError> {
         let now = self.clock.system_now();
         let keys = self.key_set().await;
-        let digest = cache::digest(token);
         let cached = digest.as_ref().and_then(|d| {
             let entry = self.validations.token(d, now)?;
             if keys.verifying_key_at(&entry.kid, now).is_some() {

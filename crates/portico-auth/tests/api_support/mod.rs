@@ -47,6 +47,8 @@ pub struct Server {
     pub clock: ManualClock,
     /// The settings it was started with.
     pub settings: AuthSettings,
+    /// The service behind the API, for what a caller in the same process uses.
+    pub service: Arc<portico_auth::service::AuthService>,
     dir: PathBuf,
     task: JoinHandle<()>,
 }
@@ -72,7 +74,7 @@ impl Server {
                 .await
                 .unwrap();
         let service: Arc<_> = service;
-        let app = portico_auth::api::router(service)
+        let app = portico_auth::api::router(service.clone())
             .layer(portico_core::error::envelope_layer())
             .layer(portico_core::request_id::RequestIdLayer::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,6 +91,7 @@ impl Server {
             addr,
             clock,
             settings,
+            service,
             dir,
             task,
         }

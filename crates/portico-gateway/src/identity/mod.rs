@@ -83,6 +83,11 @@ pub fn credential_id(credential: &str) -> String {
     cache::credential_id(&cache::digest(credential))
 }
 
+/// [`credential_id`] from the credential's SHA-256, for a caller that has it already.
+pub fn credential_id_of_digest(digest: &[u8; 32]) -> String {
+    cache::credential_id(digest)
+}
+
 /// A boxed future, as [`Authenticator`] returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
