@@ -32,10 +32,9 @@ SLICE=${SLICE:-5}
 HASH_PRIORITY=${HASH_PRIORITY:-idle}
 SECS=${DURATION%s}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)…"
-  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+install_missing wrk=wrk
 cargo build --release -q -p portico
 cargo build --release -q -p portico-auth --example paced_load
 BIN="$PWD/target/release/portico"

@@ -17,17 +17,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18381}
 PORT=${PORT:-18382}
-export PATH="$PATH:/usr/sbin:/sbin"
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v valgrind >/dev/null || missing+=(valgrind)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=; [ "$(id -u)" != 0 ] && sudo=sudo
-  echo "installing ${missing[*]} (Debian packages)…"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
-    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null; }
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+install_missing nginx=nginx wrk=wrk valgrind=valgrind
 cargo build --release -q -p portico
 [ -n "${BARE:-}" ] && cargo build --release -q -p portico-gateway --example bare_proxy
 ROOT=$PWD
@@ -41,23 +33,7 @@ cleanup() {
 trap cleanup EXIT
 cd "$WORK"
 mkdir -p logs tmp
-cat > nginx.conf <<CONF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/tmp/body;
-    proxy_temp_path $WORK/tmp/proxy;
-    fastcgi_temp_path $WORK/tmp/fastcgi;
-    uwsgi_temp_path $WORK/tmp/uwsgi;
-    scgi_temp_path $WORK/tmp/scgi;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$UPSTREAM_PORT; location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-CONF
+nginx_config "$WORK" 1 "$UPSTREAM_PORT" > nginx.conf
 nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/logs/error.log" &
 NGINX_PID=$!
 printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "data"\nworkers = 1\n[upstreams.bench]\nurl = "http://127.0.0.1:%s"\n[[routes]]\nprefix = "/bench"\nupstream = "bench"\nauth = "none"\n' \

@@ -36,17 +36,9 @@ ROUNDS=${ROUNDS:-2}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18281}
 NGINX_PORT=${NGINX_PORT:-18282}
 PORTICO_PORT=${PORTICO_PORT:-18283}
-export PATH="$PATH:/usr/sbin:/sbin"
-
-install() { # Debian package names → installed, non-interactively
-  local sudo=
-  if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
-  echo "installing $* (Debian packages)…"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null 2>&1 ||
-    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >/dev/null; }
-}
-command -v nginx >/dev/null || install nginx
-command -v wrk >/dev/null || install wrk
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+install_missing nginx=nginx wrk=wrk
 
 cargo build --release -q -p portico
 BIN="$PWD/target/release/portico"
@@ -68,47 +60,7 @@ trap cleanup EXIT
 cd "$WORK"
 mkdir -p logs tmp
 
-cat > nginx.conf <<EOF
-# Written by bench/gateway-vs-nginx.sh; everything lives in this directory.
-daemon off;
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/tmp/body;
-    proxy_temp_path $WORK/tmp/proxy;
-    fastcgi_temp_path $WORK/tmp/fastcgi;
-    uwsgi_temp_path $WORK/tmp/uwsgi;
-    scgi_temp_path $WORK/tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-
-    # The fast upstream, shared by both proxies.
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        location / {
-            default_type application/json;
-            return 200 '{"ok":true}';
-        }
-    }
-
-    # nginx as the proxy.
-    upstream bench_upstream {
-        server 127.0.0.1:$UPSTREAM_PORT;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://bench_upstream;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+nginx_config "$WORK" 2 "$UPSTREAM_PORT" "$NGINX_PORT" > nginx.conf
 NGINX=(nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/logs/error.log")
 "${NGINX[@]}" -t -q
 "${NGINX[@]}" &
