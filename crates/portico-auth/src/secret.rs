@@ -54,19 +54,14 @@ pub fn refresh_token() -> String {
 
 /// A new random id: 128 bits as 32 lowercase hex characters.
 pub fn new_id() -> String {
-    let id: u128 = rand::rng().random();
-    format!("{id:032x}")
+    portico_core::hex::u128_string(rand::rng().random())
 }
 
 /// The digest a secret is stored as: SHA-256, 64 lowercase hex characters.
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(2 * digest.len());
-    for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
+    portico_core::hex::push_bytes(&mut out, &digest);
     out
 }
 

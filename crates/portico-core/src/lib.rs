@@ -18,6 +18,7 @@
 //! - [`permissions`]: whether granted permissions (`*`, `etl.*`) satisfy a requirement.
 //! - [`tls`]: the TLS client configuration of every outgoing HTTPS call.
 //! - [`trace_context`]: W3C `traceparent` parsing and the request id's trace-id.
+//! - [`hex`]: lowercase hex encoding (and 32-digit decoding) without `core::fmt`.
 //! - [`jws`]: Ed25519 compact JWS — the RFC 7638 `kid`, the public JWK, signing.
 //! - [`clock`]: the project's `Clock` (re-export).
 //!
@@ -55,7 +56,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;
-mod hex;
+pub mod hex;
 pub mod jws;
 pub mod permissions;
 pub mod request_id;

@@ -51,10 +51,7 @@ impl RequestId {
     /// A fresh random id: 32 lowercase hex characters (128 bits).
     pub fn generate() -> RequestId {
         let bits: u128 = rand::rng().random();
-        let mut text = [0u8; 32];
-        crate::hex::write_lower(bits, &mut text);
-        let text: String = text.iter().map(|&digit| char::from(digit)).collect();
-        RequestId(text.into())
+        RequestId(crate::hex::u128_string(bits).into())
     }
 
     /// Accepts an incoming id: 1 to 128 characters of `[A-Za-z0-9._:-]`; `None` otherwise.

@@ -51,7 +51,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand::Rng as _;
 use sqlx::AnyPool;
 
 mod api_keys;
@@ -116,10 +115,7 @@ impl Store {
 }
 
 /// A new record id: 128 random bits as 32 lowercase hex characters.
-fn new_id() -> String {
-    let id: u128 = rand::rng().random();
-    format!("{id:032x}")
-}
+use crate::secret::new_id;
 
 /// `t` as Unix milliseconds, the unit every timestamp column holds.
 fn millis(t: SystemTime) -> i64 {

@@ -185,13 +185,12 @@ pub fn current_traceparent() -> Option<HeaderValue> {
     if !ids.is_valid() {
         return None;
     }
-    let value = format!(
-        "00-{}-{}-{:02x}",
-        ids.trace_id(),
-        ids.span_id(),
-        ids.trace_flags().to_u8()
-    );
-    HeaderValue::from_str(&value).ok()
+    let parent = TraceParent {
+        trace_id: u128::from_be_bytes(ids.trace_id().to_bytes()),
+        parent_id: u64::from_be_bytes(ids.span_id().to_bytes()),
+        flags: ids.trace_flags().to_u8(),
+    };
+    Some(parent.header())
 }
 
 // === traceparent ===

@@ -46,16 +46,8 @@ pub(super) fn digest(credential: &str) -> Digest {
 /// The first 16 hex characters of a digest: a credential's stable, non-secret id.
 pub(super) fn credential_id(digest: &Digest) -> String {
     let mut id = String::with_capacity(16);
-    push_hex(&mut id, &digest[..8]);
+    portico_core::hex::push_bytes(&mut id, &digest[..8]);
     id
-}
-
-/// Appends `bytes` to `out` as lowercase hex.
-pub(super) fn push_hex(out: &mut String, bytes: &[u8]) {
-    use std::fmt::Write as _;
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
 }
 
 /// What auth said about a credential.

@@ -50,7 +50,7 @@ use portico_core::error::{ApiError, ErrorCode};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::cache::{Digest, Verdict, credential_id, push_hex};
+use super::cache::{Digest, Verdict, credential_id};
 use super::client::default_message;
 use super::{CredentialKind, Identity};
 use crate::redis_link::RedisLink;
@@ -202,7 +202,7 @@ impl SharedCache {
     pub(super) fn key(&self, digest: &Digest) -> String {
         let mut key = String::with_capacity(self.prefix.len() + 64);
         key.push_str(&self.prefix);
-        push_hex(&mut key, digest);
+        portico_core::hex::push_bytes(&mut key, digest);
         key
     }
 

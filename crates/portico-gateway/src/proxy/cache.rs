@@ -25,7 +25,6 @@
 //! [`MAX_MARKS`] every entry of the route is made stale at once.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -351,9 +350,7 @@ pub(crate) fn set_etag(headers: &mut HeaderMap, body: &Bytes) {
     let digest = Sha256::digest(body);
     let mut tag = String::with_capacity(34);
     tag.push('"');
-    for byte in &digest[..16] {
-        let _ = write!(tag, "{byte:02x}");
-    }
+    portico_core::hex::push_bytes(&mut tag, &digest[..16]);
     tag.push('"');
     if let Ok(value) = HeaderValue::from_str(&tag) {
         headers.insert(ETAG, value);

@@ -186,11 +186,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
             headers.insert(X_FORWARDED_FOR, value);
         }
         Err(_) => {
-            headers.insert(
-                X_FORWARDED_FOR,
-                HeaderValue::from_str(&ip.to_string())
-                    .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            );
+            headers.insert(X_FORWARDED_FOR, ip_header_value(ip));
         }
     }
 }
