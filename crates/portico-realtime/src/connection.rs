@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Replies to the client's own frames are written at once; publications and join/leave
-//! events come through the connection's bounded queue, filled by [`crate::local::Local`].
+//! events come through the connection's bounded queue, filled by the hub's delivery to local subscribers.
 //! A publication whose offset the connection has already passed (recovery sent it, or it was
 //! published before the subscription's starting point) is dropped, so every subscriber sees
 //! each channel's messages once and in order.
