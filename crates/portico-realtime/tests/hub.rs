@@ -542,8 +542,14 @@ async fn too_many_frames_per_second_get_backend_003() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
+    use futures_util::StreamExt as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const MESSAGES: u64 = 2000;
     let mut setup = Setup::default();
-    setup.settings.send_queue = 16;
+    setup.settings.send_queue = 512;
     let hub = TestHub::with(setup).await;
     let mut fast = hub.connect("alice").await;
     let mut slow = hub.connect("carol").await;
@@ -552,30 +558,66 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     slow.ask("subscribe", json!({"channel": "room:flood"}))
         .await;
     assert_eq!(fast.recv_event().await["type"], "user-joined");
-    // `slow` stops reading. Large messages fill its socket buffers, then its queue.
-    let payload = "x".repeat(16 * 1024);
-    let reader = tokio::spawn(async move {
-        let mut offsets = Vec::new();
-        while offsets.len() < 400 {
-            let v = fast.recv_event().await;
-            if v["type"] == "blob" {
-                offsets.push(v["metadata"]["offset"].as_u64().unwrap());
+    // `slow` never reads again. 32 MB of messages fill its socket buffers, so the hub's
+    // writes to it block, then its queue overflows.
+    let seen = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            while offsets.len() < MESSAGES as usize {
+                let Some(Ok(Message::Text(text))) = fast.ws.next().await else {
+                    panic!("the fast reader's connection ended");
+                };
+                // Read the offset without parsing 16 KiB of JSON.
+                let Some(at) = text.find("\"offset\":") else {
+                    continue;
+                };
+                let digits: String = text[at + 9..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let offset: u64 = digits.parse().unwrap();
+                offsets.push(offset);
+                seen.store(offset, Ordering::SeqCst);
+            }
+            (offsets, fast)
+        })
+    };
+    let data = json!({"p": "x".repeat(16 * 1024)});
+    for i in 1..=MESSAGES {
+        hub.hub
+            .publish("room:flood", "blob", &data, &serde_json::Map::new(), None)
+            .await
+            .unwrap();
+        // Keep the fast reader well within its queue.
+        if i % 16 == 0 {
+            let deadline = tokio::time::Instant::now() + support::WAIT;
+            while seen.load(Ordering::SeqCst) < i {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the fast reader stalled at {i}"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
-        offsets
-    });
-    for _ in 0..400 {
-        hub.publish("room:flood", "blob", json!({"p": payload}))
-            .await;
     }
-    let offsets = reader.await.unwrap();
+    let (offsets, mut fast) = reader.await.unwrap();
     assert_eq!(
         offsets,
-        (1..=400).collect::<Vec<u64>>(),
+        (1..=MESSAGES).collect::<Vec<u64>>(),
         "the fast reader lost or reordered messages"
     );
-    // The slow one was cut: the hub holds one connection.
+    // The slow one was cut although its socket was full: the hub holds one connection, the
+    // fast one, which still works.
     hub.connections(1).await;
+    let left = fast.recv().await;
+    assert_eq!(
+        (left["type"].as_str(), left["data"]["user_id"].as_str()),
+        (Some("user-left"), Some("carol"))
+    );
+    fast.send(json!({"action": "ping"})).await;
+    assert_eq!(fast.recv().await["type"], "heartbeat");
     drop(slow);
 }
 
