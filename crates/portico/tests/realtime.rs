@@ -135,6 +135,14 @@ fn portico_up_serves_the_hub_with_its_own_tokens() {
     );
     assert_eq!(res.status, 403, "{}", res.body);
 
+    // /metrics counts the connection and the frames.
+    let metrics = server.get("/metrics", &[]).body;
+    assert!(metrics.contains("portico_ws_connections 1"), "{metrics}");
+    assert!(
+        metrics.contains("portico_ws_messages_total{direction=\"out\"} 1"),
+        "{metrics}"
+    );
+
     // A forged token is refused with 1008.
     let mut bad = connect(server.addr, "not-a-token");
     assert_eq!(close_of(&mut bad), (1008, "AUTH_001".to_owned()));
