@@ -143,6 +143,23 @@ fn portico_up_serves_the_hub_with_its_own_tokens() {
         "{metrics}"
     );
 
+    // An API key works as well as an access token.
+    let res = request(
+        server.addr,
+        "POST",
+        "/auth/api-keys",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {token}")),
+        ],
+        br#"{"name":"ws"}"#,
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let key = res.json()["key"].as_str().unwrap().to_owned();
+    let mut by_key = connect(server.addr, &key);
+    assert_eq!(next(&mut by_key)["data"]["user_id"], user_id.as_str());
+    drop(by_key);
+
     // A forged token is refused with 1008.
     let mut bad = connect(server.addr, "not-a-token");
     assert_eq!(close_of(&mut bad), (1008, "AUTH_001".to_owned()));
