@@ -70,11 +70,11 @@ pub(crate) async fn run(hub: Arc<Inner>, mut socket: WebSocket, identity: Identi
         actions: JoinSet::new(),
         expiry_changed: false,
     };
-    let reason = match conn.start(&mut socket).await {
+    let reason = match Box::pin(conn.start(&mut socket)).await {
         Ok(()) => conn.serve(&mut socket, rx).await,
         Err(end) => end,
     };
-    conn.finish().await;
+    Box::pin(conn.finish()).await;
     metrics::gauge!("portico_ws_connections").decrement(1.0);
     metrics::counter!("portico_ws_disconnects_total", "reason" => reason.label()).increment(1);
     tracing::debug!(
@@ -361,18 +361,14 @@ impl Connection {
     /// channel left since).
     fn admit(&mut self, out: Outbound) -> Option<Utf8Bytes> {
         match out {
-            Outbound::Frame(frame) => Some(frame),
-            Outbound::Publication {
-                channel,
-                offset,
-                frame,
-            } => {
-                let last = self.subscriptions.get_mut(&channel)?;
-                if offset <= *last {
+            Outbound::Frame(frame) => Some(Arc::unwrap_or_clone(frame)),
+            Outbound::Publication(delivery) => {
+                let last = self.subscriptions.get_mut(&delivery.channel)?;
+                if delivery.offset <= *last {
                     return None;
                 }
-                *last = offset;
-                Some(frame)
+                *last = delivery.offset;
+                Some(delivery.frame.clone())
             }
         }
     }
@@ -415,6 +411,9 @@ impl Connection {
         };
         let Request { action, client_id } = request;
         let client_id = client_id.as_deref();
+        // The rarer actions run boxed: a connection's task is as large as the largest future
+        // it may hold, and an upstream check would otherwise make every idle connection pay
+        // for its size.
         let reply = match action {
             Action::Ping => Ok(protocol::frame(
                 "heartbeat",
@@ -422,20 +421,19 @@ impl Connection {
                 &protocol::reply_metadata(self.hub.clock.system_now(), client_id),
             )),
             Action::Subscribe { channel, since } => {
-                self.subscribe(&channel, since.as_ref(), client_id).await
+                Box::pin(self.subscribe(&channel, since.as_ref(), client_id)).await
             }
-            Action::Unsubscribe { channel } => self.unsubscribe(&channel, client_id).await,
+            Action::Unsubscribe { channel } => {
+                Box::pin(self.unsubscribe(&channel, client_id)).await
+            }
             Action::Publish {
                 channel,
                 event,
                 payload,
                 exclude_self,
-            } => {
-                self.publish(&channel, &event, &payload, exclude_self, client_id)
-                    .await
-            }
-            Action::Presence { channel } => self.presence(&channel, client_id).await,
-            Action::RefreshToken { token } => self.refresh(&token, client_id).await,
+            } => Box::pin(self.publish(&channel, &event, &payload, exclude_self, client_id)).await,
+            Action::Presence { channel } => Box::pin(self.presence(&channel, client_id)).await,
+            Action::RefreshToken { token } => Box::pin(self.refresh(&token, client_id)).await,
             Action::Other { name, data } => {
                 self.route(name, data, client_id).map(|()| String::new())
             }
@@ -743,7 +741,7 @@ impl Connection {
                 }
                 Err(e) => protocol::error_frame(&e, now, client_id.as_deref()),
             };
-            peer.send(Outbound::Frame(Utf8Bytes::from(frame)));
+            peer.send(Outbound::Frame(Arc::new(Utf8Bytes::from(frame))));
         });
         Ok(())
     }
