@@ -51,12 +51,11 @@ pub const TOO_BIG: u16 = 1009;
 pub(crate) async fn run(hub: Arc<Inner>, mut socket: WebSocket, identity: Identity) {
     let _tracked = hub.shutdown.track();
     let id: Arc<str> = Arc::from(portico_core::hex::u128_string(rand::random::<u128>()));
-    let (peer, rx) = Peer::new(
+    let (peer, rx) = hub.local.connect(
         id.clone(),
         Arc::from(identity.user_id.as_str()),
         hub.settings.send_queue,
     );
-    hub.local.add(&peer);
     metrics::gauge!("portico_ws_connections").increment(1.0);
     tracing::debug!(connection_id = &*id, user_id = %identity.user_id, "websocket connected");
 
@@ -532,7 +531,7 @@ impl Connection {
             Ok(r) => r,
             Err(e) => {
                 if first_time {
-                    self.hub.local.unsubscribe(channel, &self.peer.id);
+                    self.hub.local.unsubscribe(channel, &self.peer);
                 }
                 return Err(unavailable(e));
             }
@@ -601,7 +600,7 @@ impl Connection {
         if self.subscriptions.remove(channel).is_none() {
             return;
         }
-        self.hub.local.unsubscribe(channel, &self.peer.id);
+        self.hub.local.unsubscribe(channel, &self.peer);
         let presence = ChannelName::parse(channel)
             .ok()
             .and_then(|name| self.hub.settings.options(&name))

@@ -52,6 +52,8 @@ pub(crate) struct Peer {
     pub id: Arc<str>,
     /// Whose connection it is.
     pub user_id: Arc<str>,
+    /// The subscribers of the thread the connection lives on.
+    home: Arc<Subscribers>,
     tx: mpsc::Sender<Outbound>,
     /// The close code the task must close with (0: none asked).
     kill: AtomicU16,
@@ -60,15 +62,17 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// A peer and the receiving end of its queue (`capacity` frames).
-    pub fn new(
+    fn new(
         id: Arc<str>,
         user_id: Arc<str>,
         capacity: usize,
+        home: Arc<Subscribers>,
     ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let peer = Arc::new(Self {
             id,
             user_id,
+            home,
             tx,
             kill: AtomicU16::new(0),
             killed: Notify::new(),
@@ -116,53 +120,69 @@ impl Peer {
 
 const SHARDS: usize = 16;
 
-/// One shard of the subscriber map: channel → its local subscribers.
+/// One shard of a subscriber map: channel → its subscribers.
 type Shard = RwLock<HashMap<Arc<str>, Vec<Arc<Peer>>>>;
 
-/// Subscribers by channel, and every connection by id.
+/// The subscribers of the connections that live on one thread, by channel.
 #[derive(Debug)]
-pub(crate) struct Local {
+pub(crate) struct Subscribers {
     hasher: RandomState,
     shards: Box<[Shard]>,
+}
+
+/// What a thread's dispatcher is handed to deliver.
+#[derive(Debug)]
+enum Dispatch {
+    /// A publication, for every subscriber of its channel but `exclude`.
+    Publication {
+        delivery: Arc<Delivery>,
+        exclude: Option<Arc<str>>,
+    },
+    /// A frame without an offset (join and leave events).
+    Frame {
+        channel: Arc<str>,
+        frame: Arc<Utf8Bytes>,
+        exclude: Option<Arc<str>>,
+    },
+}
+
+/// A thread holding connections: its subscribers and its dispatcher's inbox.
+#[derive(Debug)]
+struct Home {
+    thread: std::thread::ThreadId,
+    subscribers: Arc<Subscribers>,
+    inbox: mpsc::UnboundedSender<Dispatch>,
+}
+
+/// The connections of this process, grouped by the thread their task runs on.
+///
+/// A publication is handed once to each such thread's dispatcher task, which queues it for
+/// that thread's subscribers. Waking a task that lives on another thread costs a system call
+/// (the other runtime must be unparked); handing the fan-out to a task on the subscribers'
+/// own thread costs one such wake per thread and publication instead of one per subscriber,
+/// and lets several publications queue up for a connection before it writes them with one
+/// send. Every delivery goes through the dispatcher, even from its own thread, so the
+/// publications of a channel reach a connection in the order they were handed over.
+#[derive(Debug, Default)]
+pub(crate) struct Local {
+    homes: RwLock<Vec<Home>>,
     peers: Mutex<HashMap<Arc<str>, Arc<Peer>>>,
 }
 
-impl Default for Local {
-    fn default() -> Self {
+impl Subscribers {
+    fn new() -> Self {
         Self {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            peers: Mutex::default(),
         }
     }
-}
 
-impl Local {
     fn shard(&self, channel: &str) -> &Shard {
         let i = (self.hasher.hash_one(channel) as usize) % SHARDS;
         &self.shards[i]
     }
 
-    /// Registers a new connection.
-    pub fn add(&self, peer: &Arc<Peer>) {
-        lock(&self.peers).insert(peer.id.clone(), peer.clone());
-    }
-
-    /// Forgets a connection and its subscriptions (`channels`).
-    pub fn remove(&self, peer: &Peer, channels: impl IntoIterator<Item = Arc<str>>) {
-        for channel in channels {
-            self.unsubscribe(&channel, &peer.id);
-        }
-        lock(&self.peers).remove(&peer.id);
-    }
-
-    /// How many connections this process holds.
-    pub fn connections(&self) -> usize {
-        lock(&self.peers).len()
-    }
-
-    /// Adds `peer` to `channel`'s subscribers (once); returns the channel's shared name.
-    pub fn subscribe(&self, channel: &str, peer: &Arc<Peer>) -> Arc<str> {
+    fn subscribe(&self, channel: &str, peer: &Arc<Peer>) -> Arc<str> {
         let mut shard = write(self.shard(channel));
         if let Some(name) = shard.get_key_value(channel).map(|(name, _)| name.clone()) {
             if let Some(subscribers) = shard.get_mut(channel)
@@ -177,8 +197,7 @@ impl Local {
         name
     }
 
-    /// Removes connection `id` from `channel`'s subscribers.
-    pub fn unsubscribe(&self, channel: &str, id: &str) {
+    fn unsubscribe(&self, channel: &str, id: &str) {
         let mut shard = write(self.shard(channel));
         if let Some(subscribers) = shard.get_mut(channel) {
             subscribers.retain(|p| &*p.id != id);
@@ -188,57 +207,149 @@ impl Local {
         }
     }
 
-    /// Whether anyone here subscribes to `channel`.
-    pub fn has_subscribers(&self, channel: &str) -> bool {
+    fn contains(&self, channel: &str) -> bool {
         read(self.shard(channel)).contains_key(channel)
     }
 
-    /// Queues a publication for every local subscriber of `channel` but `exclude`; returns
-    /// how many it was queued for.
-    pub fn deliver(
-        &self,
-        channel: &str,
-        offset: u64,
-        frame: &Utf8Bytes,
-        exclude: Option<&str>,
-    ) -> usize {
-        let shard = read(self.shard(channel));
-        let Some((name, subscribers)) = shard.get_key_value(channel) else {
-            return 0;
+    /// Queues `item` for its channel's subscribers here; returns how many got it.
+    fn dispatch(&self, item: &Dispatch) -> usize {
+        let (channel, exclude) = match item {
+            Dispatch::Publication { delivery, exclude } => (&*delivery.channel, exclude),
+            Dispatch::Frame {
+                channel, exclude, ..
+            } => (&**channel, exclude),
         };
-        let delivery = Arc::new(Delivery {
-            channel: name.clone(),
-            offset,
-            frame: frame.clone(),
-        });
-        let mut sent = 0;
-        for peer in subscribers {
-            if exclude.is_some_and(|x| x == &*peer.id) {
-                continue;
-            }
-            sent += usize::from(peer.send(Outbound::Publication(delivery.clone())));
-        }
-        drop(shard);
-        metrics::counter!("portico_ws_messages_total", "direction" => "out").increment(sent as u64);
-        sent
-    }
-
-    /// Queues a frame without an offset (join and leave events) for `channel`'s local
-    /// subscribers but `exclude`.
-    pub fn deliver_frame(&self, channel: &str, frame: &Utf8Bytes, exclude: Option<&str>) -> usize {
         let shard = read(self.shard(channel));
         let Some(subscribers) = shard.get(channel) else {
             return 0;
         };
-        let frame = Arc::new(frame.clone());
-        let sent = subscribers
-            .iter()
-            .filter(|p| exclude.is_none_or(|x| x != &*p.id))
-            .map(|p| usize::from(p.send(Outbound::Frame(frame.clone()))))
-            .sum::<usize>();
-        drop(shard);
-        metrics::counter!("portico_ws_messages_total", "direction" => "out").increment(sent as u64);
+        let mut sent = 0;
+        for peer in subscribers {
+            if exclude.as_deref().is_some_and(|x| x == &*peer.id) {
+                continue;
+            }
+            let out = match item {
+                Dispatch::Publication { delivery, .. } => Outbound::Publication(delivery.clone()),
+                Dispatch::Frame { frame, .. } => Outbound::Frame(frame.clone()),
+            };
+            sent += usize::from(peer.send(out));
+        }
         sent
+    }
+}
+
+/// A thread's dispatcher: delivers what it is handed, everything waiting at once before it
+/// yields, so the connections it wakes find several frames queued. Ends when its [`Local`]
+/// is dropped.
+async fn dispatcher(subscribers: Arc<Subscribers>, mut inbox: mpsc::UnboundedReceiver<Dispatch>) {
+    while let Some(item) = inbox.recv().await {
+        let mut sent = subscribers.dispatch(&item);
+        while let Ok(item) = inbox.try_recv() {
+            sent += subscribers.dispatch(&item);
+        }
+        metrics::counter!("portico_ws_messages_total", "direction" => "out").increment(sent as u64);
+    }
+}
+
+impl Local {
+    /// The subscribers of the calling thread, with a dispatcher spawned for them on its first
+    /// connection. Must run inside a tokio runtime (a connection's task does).
+    fn home(&self) -> Arc<Subscribers> {
+        let thread = std::thread::current().id();
+        if let Some(home) = read(&self.homes).iter().find(|h| h.thread == thread) {
+            return home.subscribers.clone();
+        }
+        let mut homes = write(&self.homes);
+        if let Some(home) = homes.iter().find(|h| h.thread == thread) {
+            return home.subscribers.clone();
+        }
+        let subscribers = Arc::new(Subscribers::new());
+        let (inbox, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatcher(subscribers.clone(), rx));
+        homes.push(Home {
+            thread,
+            subscribers: subscribers.clone(),
+            inbox,
+        });
+        subscribers
+    }
+
+    /// Registers a new connection of `user_id` living on the calling thread, with a queue of
+    /// `capacity` frames; the peer and the receiving end of its queue.
+    pub fn connect(
+        &self,
+        id: Arc<str>,
+        user_id: Arc<str>,
+        capacity: usize,
+    ) -> (Arc<Peer>, mpsc::Receiver<Outbound>) {
+        let (peer, rx) = Peer::new(id, user_id, capacity, self.home());
+        lock(&self.peers).insert(peer.id.clone(), peer.clone());
+        (peer, rx)
+    }
+
+    /// Forgets a connection and its subscriptions (`channels`).
+    pub fn remove(&self, peer: &Peer, channels: impl IntoIterator<Item = Arc<str>>) {
+        for channel in channels {
+            self.unsubscribe(&channel, peer);
+        }
+        lock(&self.peers).remove(&peer.id);
+    }
+
+    /// How many connections this process holds.
+    pub fn connections(&self) -> usize {
+        lock(&self.peers).len()
+    }
+
+    /// Adds `peer` to `channel`'s subscribers (once); returns the channel's shared name.
+    pub fn subscribe(&self, channel: &str, peer: &Arc<Peer>) -> Arc<str> {
+        peer.home.subscribe(channel, peer)
+    }
+
+    /// Removes `peer` from `channel`'s subscribers.
+    pub fn unsubscribe(&self, channel: &str, peer: &Peer) {
+        peer.home.unsubscribe(channel, &peer.id);
+    }
+
+    /// Whether anyone here subscribes to `channel`.
+    pub fn has_subscribers(&self, channel: &str) -> bool {
+        read(&self.homes)
+            .iter()
+            .any(|h| h.subscribers.contains(channel))
+    }
+
+    fn hand_over(&self, make: impl Fn() -> Dispatch) {
+        for home in read(&self.homes).iter() {
+            // A send fails only once the dispatcher's runtime has stopped: its connections
+            // are gone with it.
+            let _ = home.inbox.send(make());
+        }
+    }
+
+    /// Queues a publication for every local subscriber of `channel` but `exclude`.
+    pub fn deliver(&self, channel: &str, offset: u64, frame: &Utf8Bytes, exclude: Option<&str>) {
+        let delivery = Arc::new(Delivery {
+            channel: Arc::from(channel),
+            offset,
+            frame: frame.clone(),
+        });
+        let exclude: Option<Arc<str>> = exclude.map(Arc::from);
+        self.hand_over(|| Dispatch::Publication {
+            delivery: delivery.clone(),
+            exclude: exclude.clone(),
+        });
+    }
+
+    /// Queues a frame without an offset (join and leave events) for `channel`'s local
+    /// subscribers but `exclude`.
+    pub fn deliver_frame(&self, channel: &str, frame: &Utf8Bytes, exclude: Option<&str>) {
+        let channel: Arc<str> = Arc::from(channel);
+        let frame = Arc::new(frame.clone());
+        let exclude: Option<Arc<str>> = exclude.map(Arc::from);
+        self.hand_over(|| Dispatch::Frame {
+            channel: channel.clone(),
+            frame: frame.clone(),
+            exclude: exclude.clone(),
+        });
     }
 
     /// Closes every local connection of `user_id` with `code`; returns how many.
@@ -272,23 +383,31 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_the_peer_as_a_slow_consumer() {
         let local = Local::default();
-        let (slow, _rx_slow) = Peer::new("a".into(), "u".into(), 2);
-        let (fast, mut rx_fast) = Peer::new("b".into(), "u".into(), 64);
-        local.add(&slow);
-        local.add(&fast);
+        let (slow, _rx_slow) = local.connect("a".into(), "u".into(), 2);
+        let (fast, mut rx_fast) = local.connect("b".into(), "u".into(), 64);
         local.subscribe("ns:x", &slow);
         local.subscribe("ns:x", &fast);
         let frame = Utf8Bytes::from_static("{}");
         for offset in 1..=5 {
             local.deliver("ns:x", offset, &frame, None);
         }
+        // The dispatcher of this thread delivers them.
         assert_eq!(slow.closed().await, close::SLOW_CONSUMER);
-        for _ in 1..=5 {
-            assert!(matches!(rx_fast.try_recv(), Ok(Outbound::Publication(_))));
+        for offset in 1..=5 {
+            let Some(Outbound::Publication(d)) = rx_fast.recv().await else {
+                panic!("expected publication {offset}");
+            };
+            assert_eq!(d.offset, offset);
         }
-        assert_eq!(local.deliver("ns:x", 6, &frame, Some("b")), 0);
+        local.deliver("ns:x", 6, &frame, Some("b"));
+        local.deliver("ns:x", 7, &frame, None);
+        let Some(Outbound::Publication(d)) = rx_fast.recv().await else {
+            panic!("expected publication 7");
+        };
+        assert_eq!(d.offset, 7, "the excluded connection got 6");
         local.remove(&slow, ["ns:x".into()]);
         assert_eq!(local.connections(), 1);
+        assert!(local.has_subscribers("ns:x"));
         local.remove(&fast, ["ns:x".into()]);
         assert!(!local.has_subscribers("ns:x"));
     }
