@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::{Inbound, Target};
@@ -21,6 +21,18 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long one connection may take from TCP connect to its subscription.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The server refused the connection (bad token, refused subscription): retrying cannot help.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Where and how to connect.
 #[derive(Clone, Debug)]
@@ -64,9 +76,21 @@ pub async fn open_one(ep: &Endpoint, channel: Option<&str>) -> anyhow::Result<Ws
 
 async fn handshake(ep: &Endpoint, channel: Option<&str>) -> anyhow::Result<Ws> {
     let url = ep.target.connect_url(&ep.url, &ep.token);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config()), true)
-        .await
-        .context("websocket connect")?;
+    let (mut ws, _) =
+        match tokio_tungstenite::connect_async_with_config(url, Some(config()), true).await {
+            Ok(ok) => ok,
+            // An HTTP answer instead of the upgrade (401, 404 where there is no hub) is final.
+            Err(tungstenite::Error::Http(resp)) => {
+                let body = resp.body().as_deref().map(String::from_utf8_lossy);
+                return Err(Refused(format!(
+                    "HTTP {} {}",
+                    resp.status(),
+                    body.unwrap_or_default()
+                ))
+                .into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("websocket connect")),
+        };
     if let Some(frame) = ep.target.connect_frame(&ep.token) {
         ws.send(Message::text(frame)).await?;
     }
@@ -97,18 +121,16 @@ async fn wait_for(
                     return Ok(());
                 }
                 match inbound {
-                    Inbound::Refused(frame) => bail!("refused: {frame}"),
+                    Inbound::Refused(frame) => return Err(Refused(frame.to_owned()).into()),
                     Inbound::Reply(r) => ws.send(Message::text(r)).await?,
                     _ => {}
                 }
             }
-            Message::Close(frame) => bail!(
-                "closed during the handshake: {}",
-                frame.map_or_else(
-                    || "no reason".to_owned(),
-                    |f| format!("{} {}", f.code, f.reason)
-                )
-            ),
+            // A close with a code (Portico: 1008 and the error code) is the server's answer.
+            Message::Close(Some(frame)) => {
+                return Err(Refused(format!("close {} {}", frame.code, frame.reason)).into());
+            }
+            Message::Close(None) => bail!("closed during the handshake"),
             _ => {}
         }
     }
@@ -138,7 +160,9 @@ pub async fn open_many(
             loop {
                 match open_one(&ep, Some(&channel)).await {
                     Ok(ws) => return (Ok(ws), retries),
-                    Err(e) if retries + 1 >= u64::from(attempts) => return (Err(e), retries),
+                    Err(e) if retries + 1 >= u64::from(attempts) || e.is::<Refused>() => {
+                        return (Err(e), retries);
+                    }
                     Err(_) => {
                         retries += 1;
                         let pause = Duration::from_millis(50 << retries.min(5));
