@@ -4,6 +4,8 @@
 //! binary's scenarios are proven end to end before the real hub exists. Not a hub: one
 //! channel, no limits.
 
+#![allow(clippy::unwrap_used)] // tests unwrap; a panic is the failure report
+
 use std::process::{Command, Output};
 
 use futures_util::{SinkExt, StreamExt};
@@ -30,6 +32,8 @@ async fn mock_hub() -> String {
 
 async fn connection(stream: TcpStream, deliveries: broadcast::Sender<String>) {
     let mut authorised = false;
+    // The error type is tungstenite's `Callback` signature, not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| {
         authorised = req.uri().query().is_some_and(|q| q.contains("token=good"));
         Ok(resp)
