@@ -194,7 +194,7 @@ done
 
 # --- the table ---------------------------------------------------------------------------
 ratio() { # a b → a/b with two decimals, or n/a
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "na" || b == "na" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+  awk -v a="$1" -v b="$2" 'BEGIN { num = "^[0-9.]+$"; if (a !~ num || b !~ num || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
 }
 row() { # label key target-text
   local p=${R[portico.$2]:-n/a} s=${R[socketio.$2]:-n/a}
