@@ -24,6 +24,8 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     tx: Arc<watch::Sender<bool>>,
+    /// How many [`Tracked`] tasks are still running.
+    tracked: Arc<watch::Sender<usize>>,
 }
 
 impl Default for Shutdown {
@@ -37,6 +39,26 @@ impl Shutdown {
     pub fn new() -> Self {
         Self {
             tx: Arc::new(watch::Sender::new(false)),
+            tracked: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// Marks a long-lived task that outlives the request which started it (a WebSocket
+    /// connection, whose socket hyper hands over on upgrade) as one the server must wait for
+    /// when it drains: the task counts until the returned guard is dropped. It must end by
+    /// itself once shutdown triggers (within the drain deadline, after which it is
+    /// abandoned with its runtime).
+    pub fn track(&self) -> Tracked {
+        self.tracked.send_modify(|n| *n += 1);
+        Tracked(self.tracked.clone())
+    }
+
+    /// Completes once no [`Tracked`] task is running.
+    pub fn tracked_finished(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.tracked.subscribe();
+        async move {
+            // Fails only once every handle and guard is gone: nothing is tracked then.
+            let _ = rx.wait_for(|n| *n == 0).await;
         }
     }
 
@@ -79,6 +101,16 @@ impl Shutdown {
                 () = shutdown.wait() => {}
             }
         });
+    }
+}
+
+/// A task [`Shutdown::track`] counts, until this is dropped.
+#[derive(Debug)]
+pub struct Tracked(Arc<watch::Sender<usize>>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -160,6 +192,12 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown.wait())
     .into_future();
+    let tracked = shutdown.tracked_finished();
+    let server = async move {
+        let result = server.await;
+        tracked.await;
+        result
+    };
     drain(server, &shutdown, drain_timeout, &in_flight).await
 }
 
@@ -252,6 +290,14 @@ fn worker(
         )
         .with_graceful_shutdown(shutdown.wait())
         .into_future();
+        // Upgraded connections (WebSockets) run as tasks of this runtime, which must live
+        // until they have said goodbye.
+        let tracked = shutdown.tracked_finished();
+        let server = async move {
+            let result = server.await;
+            tracked.await;
+            result
+        };
         let deadline = {
             let shutdown = shutdown.clone();
             async move {

@@ -205,7 +205,7 @@ struct Claims<'a> {
 
 /// Signs identity tokens with the gateway's key at the injected clock's time.
 #[derive(Debug, Clone)]
-pub(crate) struct IdentitySigner {
+pub struct IdentitySigner {
     key: IdentityKey,
     clock: SharedClock,
     /// The JWKS document, serialized once.
@@ -216,7 +216,8 @@ pub(crate) struct IdentitySigner {
 }
 
 impl IdentitySigner {
-    pub(crate) fn new(key: IdentityKey, clock: SharedClock) -> Self {
+    /// A signer with `key`, reading the time from `clock`.
+    pub fn new(key: IdentityKey, clock: SharedClock) -> Self {
         let jwks = bytes::Bytes::from(key.jwks().to_string());
         let made = moka::sync::Cache::builder()
             .max_capacity(REUSE_CAPACITY)
@@ -231,14 +232,14 @@ impl IdentitySigner {
     }
 
     /// The JWKS document.
-    pub(crate) fn jwks(&self) -> bytes::Bytes {
+    pub fn jwks(&self) -> bytes::Bytes {
         self.jwks.clone()
     }
 
     /// The `X-Portico-Identity` value for `identity` calling `audience` (an upstream's name):
     /// the one made for them in the last [`REUSE`] (by the injected clock), else a new one;
     /// `None` (logged) if it cannot be a header value.
-    pub(crate) fn token(&self, identity: &Identity, audience: &str) -> Option<HeaderValue> {
+    pub fn token(&self, identity: &Identity, audience: &str) -> Option<HeaderValue> {
         let now = self
             .clock
             .system_now()
