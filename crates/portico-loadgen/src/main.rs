@@ -161,6 +161,7 @@ fn main() -> ExitCode {
         concurrency: cli.connect_concurrency,
         attempts: cli.connect_attempts.max(1),
         server_pid: cli.server_pid,
+        threads: cli.threads.max(1),
     };
     let outcome = runtime.block_on(async {
         match cli.scenario {

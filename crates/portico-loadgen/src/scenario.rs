@@ -37,6 +37,8 @@ pub struct Run {
     pub attempts: u32,
     /// The server's process id, to report its CPU time per delivered message.
     pub server_pid: Option<u32>,
+    /// The generator's worker threads.
+    pub threads: usize,
 }
 
 impl Run {
@@ -288,6 +290,11 @@ pub async fn throughput(run: &Run, p: &Throughput) -> anyhow::Result<bool> {
     };
     let (server_us, server_pct) = cpu(cpu_from.0, cpu_to.0);
     let (client_us, client_pct) = cpu(cpu_from.1, cpu_to.1);
+    // One worker thread near a full core means the generator, not the server, set the pace.
+    let threads = run.threads.max(1) as f64;
+    let saturated = client_pct
+        .parse::<f64>()
+        .is_ok_and(|pct| pct >= 90.0 * threads);
     let expected = seq * n;
     let delivered = delivered_by(&stats, expected, Instant::now() + p.drain).await;
     let lost = expected.saturating_sub(delivered);
@@ -315,11 +322,17 @@ pub async fn throughput(run: &Run, p: &Throughput) -> anyhow::Result<bool> {
         .set("server_cpu_pct", &server_pct)
         .set("client_cpu_us_per_msg", &client_us)
         .set("client_cpu_pct", &client_pct)
+        .set("client_saturated", saturated)
         .set("client_rss_kib", own_rss_kib());
+    let warning = if saturated {
+        "\nthe load generator used all its CPU: this rate is a floor of the server's"
+    } else {
+        ""
+    };
     report.print(&format!(
         "CPU per delivered message: server {server_us} µs ({server_pct} % of a core), load generator {client_us} µs ({client_pct} %)\n\
          {rate:.0} messages/s delivered to {n} subscribers over {secs:.1} s ({publish_rate:.1} publishes/s via {}); \
-         {lost} of {expected} lost, {dropped} connections dropped; latency under load p50 {:.1} ms, p99 {:.1} ms",
+         {lost} of {expected} lost, {dropped} connections dropped; latency under load p50 {:.1} ms, p99 {:.1} ms{warning}",
         run.publish_via(),
         h.quantile(0.5) as f64 / 1e3,
         h.quantile(0.99) as f64 / 1e3,
