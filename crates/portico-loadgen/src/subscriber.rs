@@ -76,10 +76,14 @@ impl Subscribers {
 }
 
 async fn run(mut ws: Ws, target: Target, stats: Arc<Stats>, mut stop: watch::Receiver<bool>) {
+    // One wait for the stop signal for the connection's life: a new `changed()` per frame
+    // would register and drop a waiter on every delivery.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => return,
+            _ = &mut stopped => return,
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(text))) => match target.inbound(&text) {
                     Inbound::Delivery(d) => {
