@@ -77,7 +77,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; } # pid → KiB
-kv() { grep '^result ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -1; } # file key → value
+kv() { { grep '^result ' "$1" || true; } | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -1; } # file key → value (or nothing)
 json() { python3 -c 'import json,sys;print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 wait_http() { # url → 0 once it answers
   local _
