@@ -155,6 +155,7 @@ for t in $TARGETS; do
   base=$(rss "$pid")
   "$LOADGEN" "${A[@]}" idle --connections "$N" > "$WORK/$t.idle" 2>&1 &
   lg=$!
+  PIDS+=("$lg")
   ready=
   for _ in $(seq 1 600); do
     if grep -q '^ready' "$WORK/$t.idle"; then ready=1; break; fi
