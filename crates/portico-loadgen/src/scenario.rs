@@ -168,6 +168,15 @@ pub async fn fanout(run: &Run, p: &Fanout) -> anyhow::Result<bool> {
             lost += n.saturating_sub(got);
             spread.record(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
         }
+        if got < n && stats.dropped.load(Relaxed) > 0 {
+            // Dropped subscribers never catch up: every further publish would wait out the
+            // whole timeout.
+            eprintln!(
+                "stopping after publish {seq}: {} connections dropped",
+                stats.dropped.load(Relaxed)
+            );
+            break;
+        }
         tokio::time::sleep(p.interval).await;
     }
     let h = &stats.latency;
