@@ -35,13 +35,15 @@ PUBLISH_VIA=${PUBLISH_VIA:-http}
 THREADS=${THREADS:-1}
 HOLD=${HOLD:-3}
 TARGETS=${TARGETS:-portico socketio}
-PORT=${PORT:-18281}
-PEER_PORT=${PEER_PORT:-18282}
 CHANNEL=bench:room
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 install_missing curl=curl python3=python3 node=nodejs npm=npm
+# Free ports unless given (PORT, PEER_PORT): other benchmarks may hold fixed ones.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=${PORT:-$(free_port)}
+PEER_PORT=${PEER_PORT:-$(free_port)}
 
 # Each server and the load generator hold N sockets and then some.
 want=$((N + 1024))
@@ -105,10 +107,18 @@ audiences = ["realtime"]
 [realtime.namespaces.bench]
 allow_client_publish = true
 CONF
+if [ "$PUBLISH_VIA" = ws ]; then
+  # The publisher is one client sending up to thousands of frames a second; the hub's default
+  # limit of 50 per client would refuse them (the Socket.IO peer has no such limit).
+  printf '\n[realtime]\nmax_messages_per_second = 1000000\n' >> "$WORK/portico.toml"
+fi
 "$BIN" --config "$WORK/portico.toml" --log-level warn up > "$WORK/portico.log" 2>&1 &
 PORTICO_PID=$!
 PIDS+=("$PORTICO_PID")
-wait_http "$URL/health/live" || { cat "$WORK/portico.log" >&2; echo "portico did not start" >&2; exit 1; }
+# Alive and answering: something else on the port would answer too.
+if ! wait_http "$URL/health/live" || ! kill -0 "$PORTICO_PID" 2>/dev/null; then
+  cat "$WORK/portico.log" >&2; echo "portico did not start on 127.0.0.1:$PORT" >&2; exit 1
+fi
 ACCESS=$(curl -sf -X POST "$URL/auth/register" -H 'Content-Type: application/json' \
   -d '{"email":"bench@example.com","password":"benchmark password"}' | json access_token)
 SERVICE=$(curl -sf -X POST "$URL/auth/token" -d grant_type=client_credentials \
@@ -122,7 +132,9 @@ a=c["aud"]; print(a if isinstance(a,str) else a[0])' "$ACCESS")
   PEER_AUDIENCE="$AUDIENCE" PEER_PUBLISH_AUDIENCE=realtime exec node server.mjs) > "$WORK/peer.log" 2>&1 &
 PEER_PID=$!
 PIDS+=("$PEER_PID")
-wait_http "http://127.0.0.1:$PEER_PORT/health" || { cat "$WORK/peer.log" >&2; echo "the Socket.IO peer did not start" >&2; exit 1; }
+if ! wait_http "http://127.0.0.1:$PEER_PORT/health" || ! kill -0 "$PEER_PID" 2>/dev/null; then
+  cat "$WORK/peer.log" >&2; echo "the Socket.IO peer did not start on 127.0.0.1:$PEER_PORT" >&2; exit 1
+fi
 
 # target → the load generator's arguments for it (before the scenario)
 args_for() {
