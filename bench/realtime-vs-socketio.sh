@@ -22,7 +22,7 @@
 #   PUBLISH_VIA=ws RATE=20 bash bench/realtime-vs-socketio.sh
 #
 # Only 127.0.0.1; the servers are started and stopped by this script, in a scratch directory.
-# About 2 minutes after the build. The open-files limit is raised here, for this script only.
+# About 1 minute after the build. The open-files limit is raised here, for this script only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000}
