@@ -161,6 +161,24 @@ end
 return ttl
 ";
 
+/// `KEYS`: meta, history. `ARGV`: an offset. Returns `{offset now, offset, frame, offset,
+/// frame…}` with the kept frames after the given offset: what a node missed while its bus
+/// was down.
+const FETCH: &str = r"
+local offset = redis.call('HGET', KEYS[1], 'offset')
+if not offset then return {'0'} end
+local out = {offset}
+local after = tonumber(ARGV[1])
+for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local o, rest = string.match(e, '^(%d+) %d+ ()')
+  if o and tonumber(o) > after then
+    out[#out + 1] = o
+    out[#out + 1] = string.sub(e, rest)
+  end
+end
+return out
+";
+
 /// `KEYS`: presence. `ARGV`: connection id, member JSON, ttl (ms).
 const JOIN: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
@@ -199,8 +217,28 @@ pub struct RedisBroker {
     scripts: Scripts,
     /// This node's members, by channel and connection: refreshed every upkeep.
     joined: Mutex<HashMap<String, HashMap<String, Member>>>,
-    /// Channels subscribed here, with their history bounds: their epochs are kept alive.
-    streams: Mutex<HashMap<String, HistoryBounds>>,
+    /// Channels subscribed here: their epochs are kept alive, and what the bus delivered
+    /// of them is known (shared with the bus task).
+    streams: Streams,
+}
+
+/// A channel subscribed on this node.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    bounds: HistoryBounds,
+    /// The highest offset this node has handed to its subscribers (or they started from).
+    last: u64,
+}
+
+type Streams = Arc<Mutex<HashMap<String, Tracked>>>;
+
+/// What the bus task needs to hand this node's subscribers what it missed while the bus
+/// was down.
+struct Catchup {
+    manager: ConnectionManager,
+    fetch: Script,
+    prefix: String,
+    streams: Streams,
 }
 
 struct Scripts {
@@ -274,11 +312,18 @@ impl RedisBroker {
         let bus = format!("{key_prefix}bus");
         // Subscribed before returning, so this node's first publication already comes back.
         let pubsub = subscribe(&client, &bus).await?;
+        let streams = Streams::default();
+        let catchup = Catchup {
+            manager: manager.clone(),
+            fetch: Script::new(FETCH),
+            prefix: key_prefix.to_owned(),
+            streams: streams.clone(),
+        };
         tokio::spawn(run_bus(
             client,
             bus.clone(),
             pubsub,
-            local.clone(),
+            (local.clone(), catchup),
             clock,
             shutdown,
         ));
@@ -295,17 +340,12 @@ impl RedisBroker {
                 members: Script::new(MEMBERS),
             },
             joined: Mutex::default(),
-            streams: Mutex::default(),
+            streams,
         })
     }
 
     fn key(&self, kind: &str, channel: &str) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + kind.len() + 1 + channel.len());
-        key.push_str(&self.prefix);
-        key.push_str(kind);
-        key.push(':');
-        key.push_str(channel);
-        key
+        key(&self.prefix, kind, channel)
     }
 
     async fn send_bus(&self, message: Vec<u8>) -> Result<(), BrokerError> {
@@ -336,6 +376,16 @@ impl RedisBroker {
         )
         .await
     }
+}
+
+/// The key of `channel`'s `kind` (`meta`, `hist`, `presence`).
+fn key(prefix: &str, kind: &str, channel: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + kind.len() + 1 + channel.len());
+    key.push_str(prefix);
+    key.push_str(kind);
+    key.push(':');
+    key.push_str(channel);
+    key
 }
 
 /// A bus message: `<kind><number> <exclude len> <channel len> <exclude><channel><frame>`.
@@ -382,7 +432,7 @@ fn parse_bus(m: &[u8]) -> Option<BusMessage<'_>> {
 }
 
 /// Hands one bus message to this node's connections.
-fn dispatch(local: &Local, payload: &[u8]) {
+fn dispatch(local: &Local, streams: &Streams, payload: &[u8]) {
     let Some(m) = parse_bus(payload) else {
         tracing::warn!(
             len = payload.len(),
@@ -395,6 +445,9 @@ fn dispatch(local: &Local, payload: &[u8]) {
             if local.has_subscribers(m.channel) {
                 let frame = Utf8Bytes::from(m.frame.to_owned());
                 local.deliver(m.channel, m.number, &frame, m.exclude);
+                if let Some(t) = lock(streams).get_mut(m.channel) {
+                    t.last = t.last.max(m.number);
+                }
             }
         }
         b'b' => {
@@ -423,12 +476,67 @@ async fn subscribe(client: &redis::Client, bus: &str) -> Result<redis::aio::PubS
     bounded("cannot subscribe to the redis bus", call).await
 }
 
-/// The pub/sub task: delivers bus messages until shutdown; reconnects with backoff.
+/// After the bus was lost: hands each locally subscribed channel's publications after the
+/// last one delivered here to its subscribers, from history, in order (each connection drops
+/// what it has already seen). What history no longer holds is lost for them, and logged.
+async fn catch_up(local: &Local, c: &Catchup) {
+    let channels: Vec<(String, u64)> = lock(&c.streams)
+        .iter()
+        .filter(|(channel, _)| local.has_subscribers(channel))
+        .map(|(channel, t)| (channel.clone(), t.last))
+        .collect();
+    for (channel, last) in channels {
+        let mut manager = c.manager.clone();
+        let reply = bounded(
+            "redis catch-up failed",
+            c.fetch
+                .key(key(&c.prefix, "meta", &channel))
+                .key(key(&c.prefix, "hist", &channel))
+                .arg(last)
+                .invoke_async::<Vec<String>>(&mut manager),
+        )
+        .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(channel, "missed publications not delivered: {e}");
+                continue;
+            }
+        };
+        let mut reply = reply.into_iter();
+        let now: u64 = reply.next().and_then(|o| o.parse().ok()).unwrap_or(0);
+        let mut delivered = 0u64;
+        let mut top = last;
+        while let (Some(offset), Some(frame)) = (reply.next(), reply.next()) {
+            let Ok(offset) = offset.parse::<u64>() else {
+                continue;
+            };
+            local.deliver(&channel, offset, &Utf8Bytes::from(frame), None);
+            delivered += 1;
+            top = top.max(offset);
+        }
+        let missing = now.saturating_sub(last).saturating_sub(delivered);
+        if missing > 0 {
+            tracing::warn!(
+                channel,
+                missing,
+                "publications made while the realtime bus was down are no longer in history; \
+                 this node's subscribers skip them"
+            );
+        }
+        if let Some(t) = lock(&c.streams).get_mut(&channel) {
+            t.last = t.last.max(top);
+        }
+    }
+}
+
+/// The pub/sub task: delivers bus messages until shutdown; reconnects with backoff, then
+/// catches up on what it missed.
 async fn run_bus(
     client: redis::Client,
     bus: String,
     pubsub: redis::aio::PubSub,
-    local: Arc<Local>,
+    (local, catchup): (Arc<Local>, Catchup),
     clock: SharedClock,
     shutdown: Shutdown,
 ) {
@@ -446,6 +554,9 @@ async fn run_bus(
             Ok(p) => {
                 if lost {
                     tracing::info!("redis is back: realtime bus subscribed again");
+                    // Subscribed first: what is published from now on is buffered in the
+                    // stream, and connections drop what the catch-up already gave them.
+                    catch_up(&local, &catchup).await;
                 }
                 backoff = BACKOFF_MIN;
                 let (mut sink, mut messages) = p.split();
@@ -454,7 +565,7 @@ async fn run_bus(
                     tokio::select! {
                         () = &mut stop => return,
                         m = messages.next() => match m {
-                            Some(m) => dispatch(&local, m.get_payload_bytes()),
+                            Some(m) => dispatch(&local, &catchup.streams, m.get_payload_bytes()),
                             None => break "connection closed".to_owned(),
                         },
                         () = &mut ping => {
@@ -535,7 +646,13 @@ impl Broker for RedisBroker {
         history: HistoryBounds,
     ) -> BoxFuture<'a, Result<Recovery, BrokerError>> {
         Box::pin(async move {
-            lock(&self.streams).insert(channel.to_owned(), history);
+            lock(&self.streams)
+                .entry(channel.to_owned())
+                .and_modify(|t| t.bounds = history)
+                .or_insert(Tracked {
+                    bounds: history,
+                    last: 0,
+                });
             let mut c = self.manager.clone();
             let since_offset = since.map_or(-1, |s| i128::from(s.offset));
             let reply = bounded(
@@ -561,6 +678,9 @@ impl Broker for RedisBroker {
                 .parse()
                 .map_err(|_| BrokerError::Redis(format!("unexpected offset {offset:?}")))?;
             let missed: Vec<Utf8Bytes> = reply.map(Utf8Bytes::from).collect();
+            if let Some(t) = lock(&self.streams).get_mut(channel) {
+                t.last = t.last.max(offset);
+            }
             let position = Position { offset, epoch };
             // Complete when every offset in (since, now] came back (the script returns
             // frames only for a matching epoch and a `since` not past the end).
@@ -670,7 +790,7 @@ impl Broker for RedisBroker {
             let streams: Vec<(String, HistoryBounds)> = {
                 let mut streams = lock(&self.streams);
                 streams.retain(|channel, _| self.local.has_subscribers(channel));
-                streams.iter().map(|(c, b)| (c.clone(), *b)).collect()
+                streams.iter().map(|(c, t)| (c.clone(), t.bounds)).collect()
             };
             for (channel, bounds) in streams {
                 let mut c = self.manager.clone();
