@@ -110,8 +110,15 @@ mod support {
     }
 
     pub async fn node(url: &str, prefix: &str) -> Node {
+        node_on(url, prefix, portico_core::clock::SystemClock::shared()).await
+    }
+
+    /// A node whose time (heartbeats, upkeep) is `clock`'s.
+    pub async fn node_on(url: &str, prefix: &str, clock: portico_core::clock::SharedClock) -> Node {
         let shutdown = Shutdown::new();
-        let hub = Hub::with_redis_prefix(parts(&shutdown), url, prefix)
+        let mut parts = parts(&shutdown);
+        parts.clock = clock;
+        let hub = Hub::with_redis_prefix(parts, url, prefix)
             .await
             .expect("redis hub");
         assert_eq!(hub.broker_kind(), "redis");
@@ -256,7 +263,7 @@ mod support {
     }
 }
 
-use support::{Client, Proxy, WAIT, node, prefix, redis_url};
+use support::{Client, Proxy, WAIT, node, node_on, prefix, redis_url};
 
 fn offset(v: &Value) -> u64 {
     v["metadata"]["offset"].as_u64().expect("an offset")
@@ -590,4 +597,84 @@ async fn redis_unreachable_fails_start_and_publishes_answer_sys_002_until_it_is_
         .await
         .unwrap();
     assert_eq!(offset(&on_a.next_of("chat").await), position.offset + 1);
+}
+
+#[tokio::test]
+#[ignore = "needs Redis (PORTICO_TEST_REDIS_URL)"]
+async fn redis_presence_of_a_dead_node_expires_and_live_members_are_renewed() {
+    let Some(url) = redis_url("redis_presence_of_a_dead_node_expires_and_live_members_are_renewed")
+    else {
+        return;
+    };
+    let prefix = prefix("presence_expiry");
+    let clock = portico_core::clock::ManualClock::new();
+    let a = node_on(&url, &prefix, clock.shared()).await;
+    a.hub.spawn_upkeep();
+    let mut alice = Client::connect(&a, "alice").await;
+    alice.subscribe("room:x", None).await;
+
+    // What nodes that died left behind: one entry past its expiry, one not yet.
+    let key = format!("{prefix}presence:room:x");
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let now_ms = |redis_time: (u64, u64)| redis_time.0 * 1000 + redis_time.1 / 1000;
+    let t: (u64, u64) = redis::cmd("TIME").query_async(&mut redis).await.unwrap();
+    let member = |user: &str, conn: &str| json!({ "user_id": user, "connection_id": conn, "joined_at": "2026-01-01T00:00:00.000Z" });
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("dead-conn")
+        .arg(format!(
+            "{} {}",
+            now_ms(t) - 1,
+            member("ghost", "dead-conn")
+        ))
+        .arg("fresh-conn")
+        .arg(format!(
+            "{} {}",
+            now_ms(t) + 60_000,
+            member("zed", "fresh-conn")
+        ))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    alice.send("presence", json!({ "channel": "room:x" })).await;
+    let v = alice.next_of("presence").await;
+    let mut users: Vec<&str> = v["data"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    users.sort_unstable();
+    assert_eq!(users, vec!["alice", "zed"], "{v}");
+    let gone: bool = redis::cmd("HEXISTS")
+        .arg(&key)
+        .arg("dead-conn")
+        .query_async::<bool>(&mut redis)
+        .await
+        .map(|exists| !exists)
+        .unwrap();
+    assert!(gone, "the reader deletes expired members");
+
+    // The node renews its own members every upkeep.
+    let expiry = async |redis: &mut redis::aio::MultiplexedConnection| -> u64 {
+        let raw: String = redis::cmd("HGET")
+            .arg(&key)
+            .arg(&alice.connection_id)
+            .query_async(redis)
+            .await
+            .unwrap();
+        raw.split(' ').next().unwrap().parse().unwrap()
+    };
+    let before = expiry(&mut redis).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while expiry(&mut redis).await <= before {
+        assert!(tokio::time::Instant::now() < deadline, "never renewed");
+        clock.advance(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
