@@ -560,15 +560,20 @@ async fn redis_unreachable_fails_start_and_publishes_answer_sys_002_until_it_is_
 
     // Published on B while A's bus is down: A's subscriber gets them once it is back, in
     // order, from history.
+    // The second is not for A's client (exclude_connection_id).
     let mut expected = Vec::new();
     for i in 1..=3 {
+        let exclude = (i == 2).then_some(on_a.connection_id.as_str());
         let p = b
             .hub
-            .publish("room:u", "missed", &json!({ "i": i }), &Map::new(), None)
+            .publish("room:u", "missed", &json!({ "i": i }), &Map::new(), exclude)
             .await
             .unwrap();
-        expected.push(p.offset);
+        if exclude.is_none() {
+            expected.push(p.offset);
+        }
     }
+    assert_eq!(expected.len(), 2);
     proxy.restore().await;
     for want in expected {
         let v = on_a.next_of("missed").await;
@@ -677,4 +682,67 @@ async fn redis_presence_of_a_dead_node_expires_and_live_members_are_renewed() {
         clock.advance(Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Figures, not a pass/fail bound: `cargo test --release -p portico-realtime --test
+/// redis_broker -- --ignored --nocapture redis_publish_round_trip_figures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (PORTICO_TEST_REDIS_URL)"]
+async fn redis_publish_round_trip_figures() {
+    let Some(url) = redis_url("redis_publish_round_trip_figures") else {
+        return;
+    };
+    let prefix = prefix("figures");
+    let a = node(&url, &prefix).await;
+    let b = node(&url, &prefix).await;
+    let mut on_b = Client::connect(&b, "bob").await;
+    on_b.subscribe("room:f", None).await;
+    let payload = json!({ "text": "x".repeat(100) });
+
+    // Sequential: Hub::publish on A until the frame is read by a WebSocket client of B.
+    const N: u64 = 1000;
+    let mut rtt = Vec::with_capacity(N as usize);
+    for i in 1..=N {
+        let t = std::time::Instant::now();
+        a.hub
+            .publish("room:f", "m", &payload, &Map::new(), None)
+            .await
+            .unwrap();
+        assert_eq!(offset(&on_b.next_of("m").await), i);
+        rtt.push(t.elapsed());
+    }
+    rtt.sort_unstable();
+    let pct = |p: usize| rtt[(rtt.len() * p / 100).min(rtt.len() - 1)];
+    println!(
+        "sequential A→B publish round trip over {N}: p50 {:?} p90 {:?} p99 {:?} max {:?}",
+        pct(50),
+        pct(90),
+        pct(99),
+        rtt[rtt.len() - 1]
+    );
+
+    // Burst: 16 publishers on A, 1000 publications, until B's client has read them all.
+    const BURST: u64 = 1000;
+    let t = std::time::Instant::now();
+    let mut publishers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let hub = a.hub.clone();
+        let payload = payload.clone();
+        publishers.spawn(async move {
+            for _ in 0..BURST / 16 {
+                hub.publish("room:f", "m", &payload, &Map::new(), None)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    let total = BURST / 16 * 16;
+    for i in 1..=total {
+        assert_eq!(offset(&on_b.next_of("m").await), N + i);
+    }
+    let elapsed = t.elapsed();
+    println!(
+        "burst of {total} publications from 16 tasks on A, all read on B: {elapsed:?} ({:.0}/s)",
+        total as f64 / elapsed.as_secs_f64()
+    );
 }

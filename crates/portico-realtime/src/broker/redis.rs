@@ -7,8 +7,9 @@
 //!   publication, and is kept alive while a node has subscribers (see [`Broker::upkeep`]).
 //!   When it is gone a new epoch starts, and clients holding old positions get
 //!   `recovered: false`.
-//! - `hist:<channel>`: a list of `"<offset> <unix ms> <frame>"`, newest last, trimmed to the
-//!   history size and expiring after the history ttl (never outliving `meta:`).
+//! - `hist:<channel>`: a list of `"<offset> <unix ms> <exclude length> <exclude><frame>"`
+//!   (`exclude`: the connection not to deliver to), newest last, trimmed to the history size
+//!   and expiring after the history ttl (never outliving `meta:`).
 //! - `presence:<channel>`: a hash connection id → `"<expires unix ms> <member JSON>"`.
 //! - `bus`: the one pub/sub channel every node listens to.
 //!
@@ -43,9 +44,10 @@
 //! # Failures
 //! Every call is bounded by [`CALL_TIMEOUT`] and a failure is [`BrokerError::Redis`] (the
 //! hub answers SYS_002). The pub/sub connection is owned by a task that reconnects with
-//! backoff (logging the loss and the return once each) until shutdown. Publications sent
-//! while a node's pub/sub connection is down do not reach that node's subscribers live; they
-//! stay in history, so a client that reconnects with `since` gets them.
+//! backoff (logging the loss and the return once each) until shutdown. Once subscribed
+//! again it hands every locally subscribed channel's subscribers what was published while it
+//! was away, from history and in order (connections drop offsets they already have). What
+//! history no longer holds is skipped and logged: those subscribers see a gap in the offsets.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,7 +106,8 @@ local ttl = tonumber(ARGV[5])
 if size > 0 and ttl > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('RPUSH', KEYS[2], o .. ' ' .. string.format('%d', now) .. ' ' .. frame)
+  redis.call('RPUSH', KEYS[2],
+    o .. ' ' .. string.format('%d', now) .. ' ' .. #ARGV[8] .. ' ' .. ARGV[8] .. frame)
   redis.call('LTRIM', KEYS[2], -size, -1)
   redis.call('PEXPIRE', KEYS[2], ttl)
 else
@@ -144,9 +147,9 @@ end
 local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - ttl
 for _, e in ipairs(redis.call('LRANGE', KEYS[2], -size, -1)) do
-  local o, at, rest = string.match(e, '^(%d+) (%d+) ()')
+  local o, at, n, rest = string.match(e, '^(%d+) (%d+) (%d+) ()')
   if o and tonumber(o) > since and tonumber(at) >= cutoff then
-    out[#out + 1] = string.sub(e, rest)
+    out[#out + 1] = string.sub(e, rest + tonumber(n))
   end
 end
 return out
@@ -161,19 +164,21 @@ end
 return ttl
 ";
 
-/// `KEYS`: meta, history. `ARGV`: an offset. Returns `{offset now, offset, frame, offset,
-/// frame…}` with the kept frames after the given offset: what a node missed while its bus
-/// was down.
+/// `KEYS`: meta, history. `ARGV`: an offset. Returns `{offset now, offset, exclude, frame,
+/// offset, exclude, frame…}` with the kept publications after the given offset: what a node
+/// missed while its bus was down.
 const FETCH: &str = r"
 local offset = redis.call('HGET', KEYS[1], 'offset')
 if not offset then return {'0'} end
 local out = {offset}
 local after = tonumber(ARGV[1])
 for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-  local o, rest = string.match(e, '^(%d+) %d+ ()')
+  local o, n, rest = string.match(e, '^(%d+) %d+ (%d+) ()')
   if o and tonumber(o) > after then
+    n = tonumber(n)
     out[#out + 1] = o
-    out[#out + 1] = string.sub(e, rest)
+    out[#out + 1] = string.sub(e, rest, rest + n - 1)
+    out[#out + 1] = string.sub(e, rest + n)
   end
 end
 return out
@@ -507,11 +512,14 @@ async fn catch_up(local: &Local, c: &Catchup) {
         let now: u64 = reply.next().and_then(|o| o.parse().ok()).unwrap_or(0);
         let mut delivered = 0u64;
         let mut top = last;
-        while let (Some(offset), Some(frame)) = (reply.next(), reply.next()) {
+        while let (Some(offset), Some(exclude), Some(frame)) =
+            (reply.next(), reply.next(), reply.next())
+        {
             let Ok(offset) = offset.parse::<u64>() else {
                 continue;
             };
-            local.deliver(&channel, offset, &Utf8Bytes::from(frame), None);
+            let exclude = (!exclude.is_empty()).then_some(exclude.as_str());
+            local.deliver(&channel, offset, &Utf8Bytes::from(frame), exclude);
             delivered += 1;
             top = top.max(offset);
         }
