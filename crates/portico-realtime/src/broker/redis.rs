@@ -484,7 +484,9 @@ async fn subscribe(client: &redis::Client, bus: &str) -> Result<redis::aio::PubS
 /// After the bus was lost: hands each locally subscribed channel's publications after the
 /// last one delivered here to its subscribers, from history, in order (each connection drops
 /// what it has already seen). What history no longer holds is lost for them, and logged.
-async fn catch_up(local: &Local, c: &Catchup) {
+/// `Err` when Redis failed: the bus is then treated as still lost, and the catch-up is tried
+/// again (from where it got to) with the next subscription.
+async fn catch_up(local: &Local, c: &Catchup) -> Result<(), BrokerError> {
     let channels: Vec<(String, u64)> = lock(&c.streams)
         .iter()
         .filter(|(channel, _)| local.has_subscribers(channel))
@@ -501,14 +503,7 @@ async fn catch_up(local: &Local, c: &Catchup) {
                 .invoke_async::<Vec<String>>(&mut manager),
         )
         .await;
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(channel, "missed publications not delivered: {e}");
-                continue;
-            }
-        };
-        let mut reply = reply.into_iter();
+        let mut reply = reply?.into_iter();
         let now: u64 = reply.next().and_then(|o| o.parse().ok()).unwrap_or(0);
         let mut delivered = 0u64;
         let mut top = last;
@@ -536,6 +531,7 @@ async fn catch_up(local: &Local, c: &Catchup) {
             t.last = t.last.max(top);
         }
     }
+    Ok(())
 }
 
 /// The pub/sub task: delivers bus messages until shutdown; reconnects with backoff, then
@@ -559,12 +555,15 @@ async fn run_bus(
             None => subscribe(&client, &bus).await,
         };
         match connection {
-            Ok(p) => {
+            Ok(p) => 'connected: {
                 if lost {
-                    tracing::info!("redis is back: realtime bus subscribed again");
                     // Subscribed first: what is published from now on is buffered in the
                     // stream, and connections drop what the catch-up already gave them.
-                    catch_up(&local, &catchup).await;
+                    if let Err(e) = catch_up(&local, &catchup).await {
+                        tracing::debug!("realtime bus catch-up failed, retrying: {e}");
+                        break 'connected;
+                    }
+                    tracing::info!("redis is back: realtime bus subscribed again");
                 }
                 backoff = BACKOFF_MIN;
                 let (mut sink, mut messages) = p.split();
