@@ -225,6 +225,8 @@ pub struct RedisBroker {
     /// Channels subscribed here: their epochs are kept alive, and what the bus delivered
     /// of them is known (shared with the bus task).
     streams: Streams,
+    /// Dropped with the broker: the bus task then ends (as it does on shutdown).
+    _bus_stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// A channel subscribed on this node.
@@ -324,13 +326,20 @@ impl RedisBroker {
             prefix: key_prefix.to_owned(),
             streams: streams.clone(),
         };
+        let (bus_stop, dropped) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown.wait() => {}
+                _ = dropped => {}
+            }
+        };
         tokio::spawn(run_bus(
             client,
             bus.clone(),
             pubsub,
             (local.clone(), catchup),
             clock,
-            shutdown,
+            stop,
         ));
         Ok(Self {
             manager,
@@ -346,6 +355,7 @@ impl RedisBroker {
             },
             joined: Mutex::default(),
             streams,
+            _bus_stop: bus_stop,
         })
     }
 
@@ -534,17 +544,16 @@ async fn catch_up(local: &Local, c: &Catchup) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// The pub/sub task: delivers bus messages until shutdown; reconnects with backoff, then
-/// catches up on what it missed.
+/// The pub/sub task: delivers bus messages until `stop` (shutdown, or the broker dropped);
+/// reconnects with backoff, then catches up on what it missed.
 async fn run_bus(
     client: redis::Client,
     bus: String,
     pubsub: redis::aio::PubSub,
     (local, catchup): (Arc<Local>, Catchup),
     clock: SharedClock,
-    shutdown: Shutdown,
+    stop: impl Future<Output = ()>,
 ) {
-    let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut pubsub = Some(pubsub);
     let mut backoff = BACKOFF_MIN;
