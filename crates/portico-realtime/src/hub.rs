@@ -72,7 +72,9 @@ impl Hub {
 
     /// A hub sharing offsets, history, presence and fan-out with every other hub on the Redis
     /// at `url` (keys under `portico:rt:`). Fails when Redis does not answer: a node
-    /// configured for Redis must not serve on its own.
+    /// configured for Redis must not serve on its own. Run [`Hub::spawn_upkeep`] too: it
+    /// renews this node's presence entries, which other nodes drop after
+    /// [`PRESENCE_TTL`](crate::broker::PRESENCE_TTL) without it.
     pub async fn with_redis(parts: HubParts, url: &str) -> Result<Self, BrokerError> {
         Self::with_redis_prefix(parts, url, crate::broker::DEFAULT_KEY_PREFIX).await
     }
