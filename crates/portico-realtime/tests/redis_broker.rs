@@ -124,13 +124,13 @@ mod support {
         assert_eq!(hub.broker_kind(), "redis");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = hub.router();
-        let stop = shutdown.wait();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        });
+        // Served as the binary serves (TCP_NODELAY, graceful drain).
+        tokio::spawn(portico_core::shutdown::serve(
+            listener,
+            hub.router(),
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ));
         Node {
             hub,
             addr,
