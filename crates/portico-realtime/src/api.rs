@@ -34,9 +34,10 @@ pub(crate) fn router(hub: Hub) -> Router {
         .with_state(hub)
 }
 
-/// The size of the buffer each connection reads into. Small: most frames are small, and
-/// idle connections are the common case (tungstenite's default is 128 KiB).
-const READ_BUFFER: usize = 4 * 1024;
+/// The size of the buffer each connection reads into (allocated for the connection's whole
+/// life). Small: client frames are small, idle connections are the common case, and a larger
+/// message is read in several steps (tungstenite's default is 128 KiB).
+const READ_BUFFER: usize = 2 * 1024;
 /// The size of the write buffer each connection has before it flushes.
 const WRITE_BUFFER: usize = 4 * 1024;
 

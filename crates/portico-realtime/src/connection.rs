@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Replies to the client's own frames are written at once; publications and join/leave
-//! events come through the connection's bounded queue, filled by [`crate::local::Local`].
+//! events come through the connection's bounded queue, filled by the hub's delivery to local subscribers.
 //! A publication whose offset the connection has already passed (recovery sent it, or it was
 //! published before the subscription's starting point) is dropped, so every subscriber sees
 //! each channel's messages once and in order.
@@ -70,11 +70,11 @@ pub(crate) async fn run(hub: Arc<Inner>, mut socket: WebSocket, identity: Identi
         actions: JoinSet::new(),
         expiry_changed: false,
     };
-    let reason = match conn.start(&mut socket).await {
+    let reason = match Box::pin(conn.start(&mut socket)).await {
         Ok(()) => conn.serve(&mut socket, rx).await,
         Err(end) => end,
     };
-    conn.finish().await;
+    Box::pin(conn.finish()).await;
     metrics::gauge!("portico_ws_connections").decrement(1.0);
     metrics::counter!("portico_ws_disconnects_total", "reason" => reason.label()).increment(1);
     tracing::debug!(
@@ -120,6 +120,48 @@ impl End {
     }
 }
 
+/// What woke the connection's task.
+enum Event {
+    /// Close with this code (killed, or shutting down).
+    Stop(u16),
+    /// A frame in the queue.
+    Queued(Outbound),
+    /// A frame (or a read error) from the client.
+    Received(Result<Message, axum::Error>),
+    /// Time for a heartbeat (and the idle check).
+    Heartbeat,
+    /// The token's expiry time came.
+    Expiry,
+}
+
+/// What to do after an event.
+enum Step {
+    Continue,
+    /// The socket failed or the client left.
+    Gone,
+    /// Close with this code.
+    Close(u16),
+}
+
+/// The connection's two timers.
+struct Timers {
+    heartbeat: portico_core::clock::Sleep,
+    expiry: portico_core::clock::Sleep,
+}
+
+/// The reason sent with a close code.
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "server shutting down",
+        close::SLOW_CONSUMER => "slow consumer",
+        close::POLICY => "AUTH_007",
+        TOO_BIG => "frame too large",
+        TOKEN_EXPIRED => "AUTH_002",
+        IDLE => "idle timeout",
+        _ => "",
+    }
+}
+
 struct Connection {
     hub: Arc<Inner>,
     peer: Arc<Peer>,
@@ -161,84 +203,115 @@ impl Connection {
         .map_err(|()| End::Client)
     }
 
+    /// Waits for the next event, then handles it while still watching for a kill or the
+    /// shutdown: a write blocked on a client that reads nothing (or a slow upstream check)
+    /// never keeps the connection from closing.
     async fn serve(&mut self, socket: &mut WebSocket, mut rx: mpsc::Receiver<Outbound>) -> End {
         let hub = self.hub.clone();
-        let interval = hub.settings.heartbeat_interval;
-        let mut heartbeat = hub.clock.sleep(interval);
-        let mut expiry = self.expiry_sleep();
+        let mut timers = Timers {
+            heartbeat: hub.clock.sleep(hub.settings.heartbeat_interval),
+            expiry: self.expiry_sleep(),
+        };
         let shutdown = hub.shutdown.wait();
         tokio::pin!(shutdown);
         let peer = self.peer.clone();
         let killed = peer.closed();
         tokio::pin!(killed);
         loop {
-            tokio::select! {
+            let event = tokio::select! {
                 biased;
-                code = &mut killed => {
-                    let reason = if code == close::SLOW_CONSUMER { "slow consumer" } else { "AUTH_007" };
-                    send_close(socket, code, reason).await;
+                code = &mut killed => Event::Stop(code),
+                () = &mut shutdown => Event::Stop(close::GOING_AWAY),
+                out = rx.recv() => match out {
+                    Some(out) => Event::Queued(out),
+                    None => return End::Client,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(incoming) => Event::Received(incoming),
+                    None => return End::Client,
+                },
+                () = &mut timers.heartbeat => Event::Heartbeat,
+                () = &mut timers.expiry => Event::Expiry,
+                Some(_) = self.actions.join_next(), if !self.actions.is_empty() => continue,
+            };
+            // A finished future must not be polled again: a stop is handled here.
+            let step = if let Event::Stop(code) = event {
+                Step::Close(code)
+            } else {
+                tokio::select! {
+                biased;
+                code = &mut killed => Step::Close(code),
+                () = &mut shutdown => Step::Close(close::GOING_AWAY),
+                step = self.handle(event, socket, &mut rx, &mut timers) => step,
+                }
+            };
+            match step {
+                Step::Continue => {}
+                Step::Gone => return End::Client,
+                Step::Close(code) => {
+                    send_close(socket, code, close_reason(code)).await;
                     return End::Closed(code);
                 }
-                () = &mut shutdown => {
-                    send_close(socket, close::GOING_AWAY, "server shutting down").await;
-                    return End::Closed(close::GOING_AWAY);
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        event: Event,
+        socket: &mut WebSocket,
+        rx: &mut mpsc::Receiver<Outbound>,
+        timers: &mut Timers,
+    ) -> Step {
+        let hub = self.hub.clone();
+        match event {
+            Event::Stop(code) => Step::Close(code),
+            Event::Queued(out) => match self.write_queued(socket, out, rx).await {
+                Ok(()) => Step::Continue,
+                Err(()) => Step::Gone,
+            },
+            Event::Received(Err(e)) if is_too_big(&e) => Step::Close(TOO_BIG),
+            Event::Received(Err(_)) => Step::Gone,
+            Event::Received(Ok(message)) => {
+                if self.receive(socket, message).await.is_err() {
+                    return Step::Gone;
                 }
-                out = rx.recv() => {
-                    let Some(out) = out else { return End::Client };
-                    if self.write_queued(socket, out, &mut rx).await.is_err() {
-                        return End::Client;
-                    }
+                if std::mem::take(&mut self.expiry_changed) {
+                    timers.expiry = self.expiry_sleep();
                 }
-                incoming = socket.recv() => {
-                    let Some(incoming) = incoming else { return End::Client };
-                    match incoming {
-                        Err(e) => {
-                            if is_too_big(e) {
-                                send_close(socket, TOO_BIG, "frame too large").await;
-                                return End::Closed(TOO_BIG);
-                            }
-                            return End::Client;
-                        }
-                        Ok(message) => {
-                            if self.receive(socket, message).await.is_err() {
-                                return End::Client;
-                            }
-                            if std::mem::take(&mut self.expiry_changed) {
-                                expiry = self.expiry_sleep();
-                            }
-                        }
-                    }
+                Step::Continue
+            }
+            Event::Heartbeat => {
+                let interval = hub.settings.heartbeat_interval;
+                if hub.clock.now().saturating_duration_since(self.last_seen) >= interval * 2 {
+                    return Step::Close(IDLE);
                 }
-                () = &mut heartbeat => {
-                    let now = hub.clock.now();
-                    if now.saturating_duration_since(self.last_seen) >= interval * 2 {
-                        send_close(socket, IDLE, "idle timeout").await;
-                        return End::Closed(IDLE);
-                    }
-                    let frame = protocol::frame(
-                        "heartbeat",
-                        &json!({}),
-                        &protocol::reply_metadata(hub.clock.system_now(), None),
-                    );
-                    if write(socket, frame).await.is_err()
-                        || socket.send(Message::Ping(bytes::Bytes::new())).await.is_err()
-                    {
-                        return End::Client;
-                    }
-                    heartbeat = hub.clock.sleep(interval);
+                let frame = protocol::frame(
+                    "heartbeat",
+                    &json!({}),
+                    &protocol::reply_metadata(hub.clock.system_now(), None),
+                );
+                if write(socket, frame).await.is_err()
+                    || socket
+                        .send(Message::Ping(bytes::Bytes::new()))
+                        .await
+                        .is_err()
+                {
+                    return Step::Gone;
                 }
-                () = &mut expiry => {
-                    let expired = self
-                        .identity
-                        .expires_at
-                        .is_some_and(|at| hub.clock.system_now() >= at);
-                    if expired {
-                        send_close(socket, TOKEN_EXPIRED, "AUTH_002").await;
-                        return End::Closed(TOKEN_EXPIRED);
-                    }
-                    expiry = self.expiry_sleep();
+                timers.heartbeat = hub.clock.sleep(interval);
+                Step::Continue
+            }
+            Event::Expiry => {
+                let expired = self
+                    .identity
+                    .expires_at
+                    .is_some_and(|at| hub.clock.system_now() >= at);
+                if expired {
+                    return Step::Close(TOKEN_EXPIRED);
                 }
-                Some(_) = self.actions.join_next(), if !self.actions.is_empty() => {}
+                timers.expiry = self.expiry_sleep();
+                Step::Continue
             }
         }
     }
@@ -288,18 +361,14 @@ impl Connection {
     /// channel left since).
     fn admit(&mut self, out: Outbound) -> Option<Utf8Bytes> {
         match out {
-            Outbound::Frame(frame) => Some(frame),
-            Outbound::Publication {
-                channel,
-                offset,
-                frame,
-            } => {
-                let last = self.subscriptions.get_mut(&channel)?;
-                if offset <= *last {
+            Outbound::Frame(frame) => Some(Arc::unwrap_or_clone(frame)),
+            Outbound::Publication(delivery) => {
+                let last = self.subscriptions.get_mut(&delivery.channel)?;
+                if delivery.offset <= *last {
                     return None;
                 }
-                *last = offset;
-                Some(frame)
+                *last = delivery.offset;
+                Some(delivery.frame.clone())
             }
         }
     }
@@ -342,6 +411,9 @@ impl Connection {
         };
         let Request { action, client_id } = request;
         let client_id = client_id.as_deref();
+        // The rarer actions run boxed: a connection's task is as large as the largest future
+        // it may hold, and an upstream check would otherwise make every idle connection pay
+        // for its size.
         let reply = match action {
             Action::Ping => Ok(protocol::frame(
                 "heartbeat",
@@ -349,20 +421,19 @@ impl Connection {
                 &protocol::reply_metadata(self.hub.clock.system_now(), client_id),
             )),
             Action::Subscribe { channel, since } => {
-                self.subscribe(&channel, since.as_ref(), client_id).await
+                Box::pin(self.subscribe(&channel, since.as_ref(), client_id)).await
             }
-            Action::Unsubscribe { channel } => self.unsubscribe(&channel, client_id).await,
+            Action::Unsubscribe { channel } => {
+                Box::pin(self.unsubscribe(&channel, client_id)).await
+            }
             Action::Publish {
                 channel,
                 event,
                 payload,
                 exclude_self,
-            } => {
-                self.publish(&channel, &event, &payload, exclude_self, client_id)
-                    .await
-            }
-            Action::Presence { channel } => self.presence(&channel, client_id).await,
-            Action::RefreshToken { token } => self.refresh(&token, client_id).await,
+            } => Box::pin(self.publish(&channel, &event, &payload, exclude_self, client_id)).await,
+            Action::Presence { channel } => Box::pin(self.presence(&channel, client_id)).await,
+            Action::RefreshToken { token } => Box::pin(self.refresh(&token, client_id)).await,
             Action::Other { name, data } => {
                 self.route(name, data, client_id).map(|()| String::new())
             }
@@ -670,7 +741,7 @@ impl Connection {
                 }
                 Err(e) => protocol::error_frame(&e, now, client_id.as_deref()),
             };
-            peer.send(Outbound::Frame(Utf8Bytes::from(frame)));
+            peer.send(Outbound::Frame(Arc::new(Utf8Bytes::from(frame))));
         });
         Ok(())
     }
@@ -705,11 +776,12 @@ async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
 }
 
 /// Whether a read failed because the message was over the size limit.
-fn is_too_big(e: axum::Error) -> bool {
+fn is_too_big(e: &axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
     use tokio_tungstenite::tungstenite::error::CapacityError;
+    let source = std::error::Error::source(e);
     matches!(
-        e.into_inner().downcast_ref::<Error>(),
+        source.and_then(|s| s.downcast_ref::<Error>()),
         Some(Error::Capacity(
             CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders
         ))

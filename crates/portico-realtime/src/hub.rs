@@ -99,6 +99,7 @@ impl Hub {
     }
 
     pub(crate) fn with_broker(parts: HubParts, local: Arc<Local>, broker: SharedBroker) -> Self {
+        describe_metrics();
         Self {
             inner: Arc::new(Inner {
                 settings: parts.settings,
@@ -256,6 +257,23 @@ impl Inner {
             })
             .await
             .map_err(unavailable)
+    }
+}
+
+/// Names the hub's metrics, so `/metrics` shows them (at zero) before the first connection.
+fn describe_metrics() {
+    metrics::describe_gauge!("portico_ws_connections", "open WebSocket connections");
+    metrics::describe_counter!(
+        "portico_ws_messages_total",
+        "WebSocket frames received from clients (in) and queued to them (out)"
+    );
+    metrics::describe_counter!(
+        "portico_ws_disconnects_total",
+        "WebSocket connections ended, by reason"
+    );
+    metrics::gauge!("portico_ws_connections").increment(0.0);
+    for direction in ["in", "out"] {
+        metrics::counter!("portico_ws_messages_total", "direction" => direction).increment(0);
     }
 }
 

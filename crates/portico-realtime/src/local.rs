@@ -13,21 +13,26 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 
-/// A frame on its way to one connection.
+/// A frame on its way to one connection. One pointer wide, so a connection's queue (whose
+/// first block of slots every connection allocates) stays small.
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
-    /// A publication: delivered unless the connection has already seen `offset` of
-    /// `channel` (recovery may have sent it).
-    Publication {
-        /// The channel.
-        channel: Arc<str>,
-        /// Its offset in the channel.
-        offset: u64,
-        /// The frame.
-        frame: Utf8Bytes,
-    },
+    /// A publication: delivered unless the connection has already seen its offset of its
+    /// channel (recovery may have sent it). Shared by every subscriber.
+    Publication(Arc<Delivery>),
     /// Any other frame, written as it is.
-    Frame(Utf8Bytes),
+    Frame(Arc<Utf8Bytes>),
+}
+
+/// A publication as every local subscriber receives it.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    /// The channel.
+    pub channel: Arc<str>,
+    /// Its offset in the channel.
+    pub offset: u64,
+    /// The frame.
+    pub frame: Utf8Bytes,
 }
 
 /// Close codes a connection can be told to close with from outside its task.
@@ -201,16 +206,17 @@ impl Local {
         let Some((name, subscribers)) = shard.get_key_value(channel) else {
             return 0;
         };
+        let delivery = Arc::new(Delivery {
+            channel: name.clone(),
+            offset,
+            frame: frame.clone(),
+        });
         let mut sent = 0;
         for peer in subscribers {
             if exclude.is_some_and(|x| x == &*peer.id) {
                 continue;
             }
-            sent += usize::from(peer.send(Outbound::Publication {
-                channel: name.clone(),
-                offset,
-                frame: frame.clone(),
-            }));
+            sent += usize::from(peer.send(Outbound::Publication(delivery.clone())));
         }
         drop(shard);
         metrics::counter!("portico_ws_messages_total", "direction" => "out").increment(sent as u64);
@@ -224,6 +230,7 @@ impl Local {
         let Some(subscribers) = shard.get(channel) else {
             return 0;
         };
+        let frame = Arc::new(frame.clone());
         let sent = subscribers
             .iter()
             .filter(|p| exclude.is_none_or(|x| x != &*p.id))
@@ -277,10 +284,7 @@ mod tests {
         }
         assert_eq!(slow.closed().await, close::SLOW_CONSUMER);
         for _ in 1..=5 {
-            assert!(matches!(
-                rx_fast.try_recv(),
-                Ok(Outbound::Publication { .. })
-            ));
+            assert!(matches!(rx_fast.try_recv(), Ok(Outbound::Publication(_))));
         }
         assert_eq!(local.deliver("ns:x", 6, &frame, Some("b")), 0);
         local.remove(&slow, ["ns:x".into()]);

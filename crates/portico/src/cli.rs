@@ -54,7 +54,7 @@ pub enum Command {
     Gateway(ServeArgs),
     /// Run the auth service alone, for scale-out (`/auth`, JWKS, health, metrics)
     Auth(ServeArgs),
-    /// Run the realtime WebSocket hub alone, for scale-out (not built yet: issue #6)
+    /// Run the realtime WebSocket hub alone, for scale-out (asks auth at `[auth] url`)
     Realtime(ServeArgs),
     /// Run one of the seed demo upstreams (not built yet: issue #7)
     Demo(DemoArgs),
@@ -209,10 +209,11 @@ impl Command {
     /// The issue that builds this command, and its name for messages, when it is not built yet.
     pub fn not_built(&self) -> Option<(&'static str, u32)> {
         match self {
-            Command::Up(_) | Command::Auth(_) | Command::Gateway(_) | Command::Config { .. } => {
-                None
-            }
-            Command::Realtime(_) => Some(("realtime", 6)),
+            Command::Up(_)
+            | Command::Auth(_)
+            | Command::Gateway(_)
+            | Command::Realtime(_)
+            | Command::Config { .. } => None,
             Command::Demo(_) => Some(("demo", 7)),
             Command::Admin { .. } => None,
         }

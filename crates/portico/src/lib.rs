@@ -12,6 +12,8 @@
 //! - [`up`]: `portico up`, the all-in-one server.
 //! - [`admin`]: `portico admin …` on the configured store.
 //! - [`auth`]: the auth component as `up` runs it (store, settings, health check).
+//! - [`gateway`]: the gateway's settings and authenticators as the binary builds them.
+//! - [`realtime`]: the WebSocket hub as the binary builds it.
 //! - [`reload`]: config reload on SIGHUP and on file change, the gateway swapped live.
 //! - [`status`]: `/status/services`, the circuit state of every upstream.
 //! - [`error`]: [`CliError`] and the exit codes.
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod realtime;
 pub mod reload;
 pub mod status;
 pub mod up;
@@ -78,10 +81,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Up(ref args) | Command::Auth(ref args) | Command::Gateway(ref args) => {
+        Command::Up(ref args)
+        | Command::Auth(ref args)
+        | Command::Gateway(ref args)
+        | Command::Realtime(ref args) => {
             let role = match cli.command {
                 Command::Auth(_) => up::Role::Auth,
                 Command::Gateway(_) => up::Role::Gateway,
+                Command::Realtime(_) => up::Role::Realtime,
                 _ => up::Role::Up,
             };
             let listen = args.listen;

@@ -1,4 +1,5 @@
-//! `portico up`: everything that exists so far, in one process, on the public listener.
+//! `portico up`: everything in one process, on the public listener (and `portico auth`,
+//! `portico gateway`, `portico realtime`: one component each, for scale-out).
 //!
 //! Builds the tower stack of `docs/ARCHITECTURE.md` (request id → metrics → envelope → body
 //! limit) around the operational endpoints (`/health/live`, `/health`, `/health/ready`,
@@ -64,6 +65,8 @@ pub enum Role {
     Auth,
     /// `portico gateway`: the gateway alone, asking the auth component at `[auth] url`.
     Gateway,
+    /// `portico realtime`: the WebSocket hub alone, asking the auth component at `[auth] url`.
+    Realtime,
 }
 
 impl Role {
@@ -73,6 +76,7 @@ impl Role {
             Role::Up => "up",
             Role::Auth => "auth",
             Role::Gateway => "gateway",
+            Role::Realtime => "realtime",
         }
     }
 }
@@ -111,6 +115,9 @@ pub enum UpError {
     /// The gateway could not start.
     #[error("cannot start the gateway: {0}")]
     Gateway(String),
+    /// The realtime hub could not start.
+    #[error("cannot start the realtime hub: {0}")]
+    Realtime(String),
 }
 
 /// Runs `portico up` until a shutdown signal; blocks the calling thread.
@@ -163,6 +170,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         path: data_dir.clone(),
     }));
     let role = options.role;
+    let shutdown = Shutdown::new();
     let mut components = Router::new();
     let authenticator: Option<Arc<dyn Authenticator>> = match role {
         Role::Up | Role::Auth => {
@@ -170,8 +178,13 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             components = components.merge(portico_auth::api::router(auth.clone()));
             (role == Role::Up).then(|| Arc::new(InProcessAuth::new(auth)) as Arc<dyn Authenticator>)
         }
-        Role::Gateway => {
-            let remote = crate::gateway::remote_auth(&config).map_err(UpError::Gateway)?;
+        Role::Gateway | Role::Realtime => {
+            let remote = crate::gateway::remote_auth(&config).map_err(|e| match role {
+                Role::Realtime => {
+                    UpError::Realtime(e.replace("portico gateway", "portico realtime"))
+                }
+                _ => UpError::Gateway(e),
+            })?;
             // Critical: without auth no credential can be checked that is not cached.
             let live = format!("{}/health/live", remote.settings().auth_url);
             let check = portico_gateway::health::HttpCheck::new("auth", true, &live)
@@ -180,6 +193,28 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             Some(Arc::new(remote))
         }
     };
+    if let (Role::Up | Role::Realtime, Some(authenticator)) = (role, &authenticator) {
+        let identity_key = crate::gateway::identity_key(&data_dir).map_err(UpError::Realtime)?;
+        let hub = crate::realtime::hub(
+            &config,
+            authenticator.clone(),
+            Some(identity_key),
+            shutdown.clone(),
+        )
+        .map_err(UpError::Realtime)?;
+        tracing::info!(
+            "portico {}: realtime hub on /ws ({} broker, {} namespace{}, {} routed action{})",
+            role.command(),
+            hub.broker_kind(),
+            config.realtime.namespaces.len(),
+            crate::plural(config.realtime.namespaces.len()),
+            config.realtime.actions.len(),
+            crate::plural(config.realtime.actions.len()),
+        );
+        components = components.merge(hub.router());
+    }
+    // `portico realtime` serves the hub alone; the gateway runs in `up` and `gateway`.
+    let authenticator = authenticator.filter(|_| role != Role::Realtime);
     let mut reloader = None;
     let status = match authenticator {
         Some(authenticator) => {
@@ -236,7 +271,6 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     tracing::info!("portico {command}: data directory {}", shown_dir.display());
     tracing::info!("portico {command}: listening on http://{bound}");
 
-    let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     reload::spawn(reloader, shutdown.clone());
     metrics.spawn_upkeep(METRICS_UPKEEP, shutdown.clone());

@@ -1,6 +1,7 @@
 //! `[realtime]`, `[realtime.actions]` and `[realtime.namespaces.*]`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use portico_core::config::ByteSize;
@@ -20,6 +21,13 @@ pub struct RealtimeConfig {
     pub history_size: usize,
     /// `history_ttl` (default `10m`): how long history is kept.
     pub history_ttl: Duration,
+    /// `send_queue` (default `1024`): frames queued for one connection before it is cut off
+    /// as a slow consumer (close 1013).
+    pub send_queue: usize,
+    /// `max_messages_per_second` (default `50`): frames one client may send per second.
+    pub max_messages_per_second: u32,
+    /// `max_subscriptions` (default `128`): channels one connection may join.
+    pub max_subscriptions: usize,
     /// `[realtime.actions]`: client action name → the upstream call that handles it.
     pub actions: BTreeMap<String, ActionConfig>,
     /// `[realtime.namespaces.<name>]`: channel namespaces (`session:…` → `session`).
@@ -72,6 +80,17 @@ impl RealtimeConfig {
         let max_frame = s.or("max_frame", ByteSize(64 * 1024), problems);
         let history_size = s.or("history_size", 100, problems);
         let history_ttl = s.or("history_ttl", Duration::from_secs(600), problems);
+        let count = |s: &mut Section<'_>, key, default: u32, problems: &mut Problems| {
+            s.or(
+                key,
+                NonZeroU32::new(default).unwrap_or(NonZeroU32::MIN),
+                problems,
+            )
+            .get()
+        };
+        let send_queue = count(&mut s, "send_queue", 1024, problems) as usize;
+        let max_messages_per_second = count(&mut s, "max_messages_per_second", 50, problems);
+        let max_subscriptions = count(&mut s, "max_subscriptions", 128, problems) as usize;
 
         let actions = s
             .named_sections("actions", problems)
@@ -120,6 +139,9 @@ impl RealtimeConfig {
             max_frame,
             history_size,
             history_ttl,
+            send_queue,
+            max_messages_per_second,
+            max_subscriptions,
             actions,
             namespaces,
         })

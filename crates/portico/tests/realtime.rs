@@ -1,0 +1,222 @@
+//! The realtime hub through the binary: `portico up` serving `/ws` with real tokens from its
+//! own auth, and `portico realtime` alone asking `portico auth` at `[auth] url`.
+#![allow(clippy::unwrap_used)] // tests unwrap; a panic is the failure report
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Scratch, Server, request};
+use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
+use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+
+const CONFIG: &str = r#"
+[server]
+data_dir = "data"
+
+[[auth.clients]]
+id = "agent"
+secret = "agent-client-secret"
+audiences = ["realtime"]
+
+[realtime.namespaces.session]
+presence = true
+allow_client_publish = true
+"#;
+
+const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
+
+fn register(addr: SocketAddr, email: &str) -> String {
+    let body = format!(r#"{{"email":"{email}","password":"correct horse battery"}}"#);
+    let res = request(addr, "POST", "/auth/register", &JSON, body.as_bytes());
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+fn service_token(addr: SocketAddr) -> String {
+    let res = request(
+        addr,
+        "POST",
+        "/auth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"grant_type=client_credentials&client_id=agent&client_secret=agent-client-secret",
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn connect(addr: SocketAddr, token: &str) -> Ws {
+    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws?token={token}")).unwrap();
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    ws
+}
+
+fn next(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] != "heartbeat" {
+                    return v;
+                }
+            }
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+fn close_of(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+            Ok(Message::Close(None)) => return (1005, String::new()),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
+#[test]
+fn portico_up_serves_the_hub_with_its_own_tokens() {
+    let scratch = Scratch::new();
+    scratch.write("portico.toml", CONFIG);
+    let mut server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
+    assert!(
+        server
+            .wait_for_line(|l| l
+                .contains("realtime hub on /ws (memory broker, 1 namespace, 0 routed actions)"))
+            .is_some(),
+        "{:?}",
+        server.output()
+    );
+    let token = register(server.addr, "ada@example.com");
+    let mut ws = connect(server.addr, &token);
+    let hello = next(&mut ws);
+    assert_eq!(hello["type"], "connection_established", "{hello}");
+    let user_id = hello["data"]["user_id"].as_str().unwrap().to_owned();
+
+    // An upstream pushes an agent event to the user with a client-credentials token.
+    let svc = service_token(server.addr);
+    let body = json!({"user_id": user_id, "event": "agent_started", "data": {"run_id": "r1"},
+                      "metadata": {"run_id": "r1", "thread_id": "t1"}});
+    let res = request(
+        server.addr,
+        "POST",
+        "/internal/publish",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {svc}")),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(res.status, 202, "{}", res.body);
+    let event = next(&mut ws);
+    assert_eq!(event["type"], "agent_started");
+    assert_eq!(event["metadata"]["thread_id"], "t1");
+    assert_eq!(event["metadata"]["user_id"], user_id.as_str());
+
+    // A user's own token is not enough for the publish API.
+    let res = request(
+        server.addr,
+        "POST",
+        "/internal/publish",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {token}")),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(res.status, 403, "{}", res.body);
+
+    // /metrics counts the connection and the frames.
+    let metrics = server.get("/metrics", &[]).body;
+    assert!(metrics.contains("portico_ws_connections 1"), "{metrics}");
+    assert!(
+        metrics.contains("portico_ws_messages_total{direction=\"out\"} 1"),
+        "{metrics}"
+    );
+
+    // An API key works as well as an access token.
+    let res = request(
+        server.addr,
+        "POST",
+        "/auth/api-keys",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {token}")),
+        ],
+        br#"{"name":"ws"}"#,
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let key = res.json()["key"].as_str().unwrap().to_owned();
+    let mut by_key = connect(server.addr, &key);
+    assert_eq!(next(&mut by_key)["data"]["user_id"], user_id.as_str());
+    drop(by_key);
+
+    // A forged token is refused with 1008.
+    let mut bad = connect(server.addr, "not-a-token");
+    assert_eq!(close_of(&mut bad), (1008, "AUTH_001".to_owned()));
+
+    // SIGTERM: the client is told to reconnect, and the process still exits promptly.
+    server.terminate();
+    assert_eq!(close_of(&mut ws), (1001, "server shutting down".to_owned()));
+    let status = server
+        .wait_exit()
+        .expect("portico up did not exit after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn portico_realtime_alone_authenticates_through_auth_at_its_url() {
+    let scratch = Scratch::new();
+    scratch.write("auth.toml", CONFIG);
+    let auth = Server::start_command(scratch.path(), "auth", &["--config", "auth.toml"], &[]);
+    scratch.write(
+        "realtime.toml",
+        &format!(
+            "{CONFIG}\n[auth]\nurl = \"http://{}\"\nissuer = \"http://127.0.0.1:8080\"\n",
+            auth.addr
+        ),
+    );
+    let hub = Server::start_command(
+        scratch.path(),
+        "realtime",
+        &["--config", "realtime.toml"],
+        &[],
+    );
+    let alice = register(auth.addr, "alice@example.com");
+    let bob = register(auth.addr, "bob@example.com");
+    let mut a = connect(hub.addr, &alice);
+    let mut b = connect(hub.addr, &bob);
+    next(&mut a);
+    next(&mut b);
+    for ws in [&mut a, &mut b] {
+        ws.send(Message::text(
+            json!({"action": "subscribe", "data": {"channel": "session:42"}}).to_string(),
+        ))
+        .unwrap();
+        assert_eq!(next(ws)["type"], "subscribed");
+    }
+    assert_eq!(next(&mut a)["type"], "user-joined");
+    b.send(Message::text(
+        json!({"action": "publish", "data": {"channel": "session:42", "event": "code-change",
+               "payload": {"text": "x"}, "exclude_self": true}})
+        .to_string(),
+    ))
+    .unwrap();
+    assert_eq!(next(&mut b)["type"], "published");
+    let change = next(&mut a);
+    assert_eq!(change["type"], "code-change");
+    assert_eq!(change["data"]["text"], "x");
+    // The hub alone has no gateway: other paths are REQ_003.
+    let res = hub.get("/api/anything", &[]);
+    assert_eq!(res.status, 404);
+    assert_eq!(res.json()["error"]["code"], "REQ_003");
+}
