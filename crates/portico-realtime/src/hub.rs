@@ -13,7 +13,7 @@ use portico_core::shutdown::Shutdown;
 use portico_gateway::identity::{Authenticator, Identity};
 use serde_json::{Map, Value};
 
-use crate::broker::{MemoryBroker, Publish, SharedBroker};
+use crate::broker::{BrokerError, MemoryBroker, Publish, RedisBroker, SharedBroker};
 use crate::channel::ChannelName;
 use crate::local::Local;
 use crate::protocol::{FrameParts, Position};
@@ -68,6 +68,34 @@ impl Hub {
         let local = Arc::new(Local::default());
         let broker = Arc::new(MemoryBroker::new(local.clone(), parts.clock.clone()));
         Self::with_broker(parts, local, broker)
+    }
+
+    /// A hub sharing offsets, history, presence and fan-out with every other hub on the Redis
+    /// at `url` (keys under `portico:rt:`). Fails when Redis does not answer: a node
+    /// configured for Redis must not serve on its own. Run [`Hub::spawn_upkeep`] too: it
+    /// renews this node's presence entries, which other nodes drop after
+    /// [`PRESENCE_TTL`](crate::broker::PRESENCE_TTL) without it.
+    pub async fn with_redis(parts: HubParts, url: &str) -> Result<Self, BrokerError> {
+        Self::with_redis_prefix(parts, url, crate::broker::DEFAULT_KEY_PREFIX).await
+    }
+
+    /// [`Hub::with_redis`] with keys under `key_prefix` (hubs form one hub when they share
+    /// the Redis and the prefix).
+    pub async fn with_redis_prefix(
+        parts: HubParts,
+        url: &str,
+        key_prefix: &str,
+    ) -> Result<Self, BrokerError> {
+        let local = Arc::new(Local::default());
+        let broker = RedisBroker::connect(
+            url,
+            key_prefix,
+            local.clone(),
+            parts.clock.clone(),
+            parts.shutdown.clone(),
+        )
+        .await?;
+        Ok(Self::with_broker(parts, local, Arc::new(broker)))
     }
 
     pub(crate) fn with_broker(parts: HubParts, local: Arc<Local>, broker: SharedBroker) -> Self {

@@ -57,8 +57,9 @@ pub fn settings(config: &Config) -> RealtimeSettings {
 
 /// Builds the hub: upstream clients for every upstream an action or a check names, the
 /// identity key for `X-Portico-Identity`, and the upstreams' internal tokens as credentials
-/// of the publish API.
-pub fn hub(
+/// of the publish API. With `[redis] url` the hub shares offsets, history, presence and
+/// fan-out with every other instance on that Redis, and does not start without it.
+pub async fn hub(
     config: &Config,
     authenticator: Arc<dyn Authenticator>,
     identity_key: Option<IdentityKey>,
@@ -109,7 +110,12 @@ pub fn hub(
         clock,
         shutdown,
     };
-    let hub = Hub::new(parts);
+    let hub = match &config.redis.url {
+        Some(url) => Hub::with_redis(parts, url.as_str())
+            .await
+            .map_err(|e| format!("realtime: {e}"))?,
+        None => Hub::new(parts),
+    };
     hub.spawn_upkeep();
     Ok(hub)
 }

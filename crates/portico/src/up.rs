@@ -201,6 +201,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             Some(identity_key),
             shutdown.clone(),
         )
+        .await
         .map_err(UpError::Realtime)?;
         tracing::info!(
             "portico {}: realtime hub on /ws ({} broker, {} namespace{}, {} routed action{})",

@@ -220,3 +220,102 @@ fn portico_realtime_alone_authenticates_through_auth_at_its_url() {
     assert_eq!(res.status, 404);
     assert_eq!(res.json()["error"]["code"], "REQ_003");
 }
+
+/// Two `portico realtime` processes with `[redis] url` are one hub: a publication on one
+/// reaches a subscriber of the other, join events cross, and a client recovers on the second
+/// what it missed while connected to the first.
+#[test]
+#[ignore = "needs Redis (PORTICO_TEST_REDIS_URL)"]
+fn portico_realtime_processes_on_one_redis_form_one_hub_redis() {
+    let Ok(redis) = std::env::var("PORTICO_TEST_REDIS_URL") else {
+        eprintln!("skipping: PORTICO_TEST_REDIS_URL is not set");
+        return;
+    };
+    // Keys are under the default prefix: a channel of its own keeps runs apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let channel = format!("session:redis-{}-{nanos}", std::process::id());
+    let scratch = Scratch::new();
+    scratch.write("auth.toml", CONFIG);
+    let auth = Server::start_command(scratch.path(), "auth", &["--config", "auth.toml"], &[]);
+    scratch.write(
+        "realtime.toml",
+        &format!(
+            "{CONFIG}\n[auth]\nurl = \"http://{}\"\nissuer = \"http://127.0.0.1:8080\"\n\n[redis]\nurl = \"{redis}\"\n",
+            auth.addr
+        ),
+    );
+    let start = || {
+        let hub = Server::start_command(
+            scratch.path(),
+            "realtime",
+            &["--config", "realtime.toml"],
+            &[],
+        );
+        assert!(
+            hub.wait_for_line(|l| l.contains("(redis broker,"))
+                .is_some(),
+            "{:?}",
+            hub.output()
+        );
+        hub
+    };
+    let (one, two) = (start(), start());
+    let alice = register(auth.addr, "alice@example.com");
+    let bob = register(auth.addr, "bob@example.com");
+    let subscribe = |ws: &mut Ws, since: Option<Value>| {
+        let mut data = json!({ "channel": channel });
+        if let Some(since) = since {
+            data["since"] = since;
+        }
+        ws.send(Message::text(
+            json!({"action": "subscribe", "data": data}).to_string(),
+        ))
+        .unwrap();
+        let v = next(ws);
+        assert_eq!(v["type"], "subscribed", "{v}");
+        v
+    };
+    let mut a = connect(one.addr, &alice);
+    next(&mut a);
+    let mut b = connect(two.addr, &bob);
+    next(&mut b);
+    let epoch = subscribe(&mut a, None)["data"]["epoch"].clone();
+    subscribe(&mut b, None);
+    assert_eq!(next(&mut a)["type"], "user-joined");
+
+    let publish = |ws: &mut Ws, i: u64| {
+        ws.send(Message::text(
+            json!({"action": "publish", "data": {"channel": channel, "event": "code-change",
+                   "payload": {"i": i}, "exclude_self": true}})
+            .to_string(),
+        ))
+        .unwrap();
+        assert_eq!(next(ws)["type"], "published");
+    };
+    publish(&mut b, 1);
+    let change = next(&mut a);
+    assert_eq!(change["type"], "code-change", "{change}");
+    assert_eq!(change["metadata"]["offset"], 1);
+
+    // alice leaves process one; bob publishes three more on process two; alice comes back
+    // to process two and gets exactly those.
+    drop(a);
+    assert_eq!(next(&mut b)["type"], "user-left");
+    for i in 2..=4 {
+        publish(&mut b, i);
+    }
+    let mut a = connect(two.addr, &alice);
+    next(&mut a);
+    let v = subscribe(&mut a, Some(json!({"offset": 1, "epoch": epoch})));
+    assert_eq!(v["data"]["recovered"], true, "{v}");
+    let offsets: Vec<u64> = v["data"]["missed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metadata"]["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, vec![2, 3, 4]);
+}

@@ -19,8 +19,10 @@ use crate::protocol::{FrameParts, Position};
 use crate::settings::HistoryBounds;
 
 mod memory;
+mod redis;
 
 pub use memory::MemoryBroker;
+pub use redis::{CALL_TIMEOUT, DEFAULT_KEY_PREFIX, PRESENCE_TTL, RedisBroker};
 
 /// A boxed future, as the broker returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
