@@ -129,6 +129,12 @@ impl Hub {
         self.inner.broker.kind()
     }
 
+    /// The `/health` check of the hub, named `realtime` and critical: healthy while its
+    /// broker works (with Redis: while Redis answers); without it nothing can be published.
+    pub fn health_check(&self) -> Arc<dyn portico_core::health::HealthCheck> {
+        Arc::new(BrokerCheck(self.inner.clone()))
+    }
+
     /// Runs the broker's housekeeping every few seconds until shutdown.
     pub fn spawn_upkeep(&self) {
         let inner = self.inner.clone();
@@ -257,6 +263,33 @@ impl Inner {
             })
             .await
             .map_err(unavailable)
+    }
+}
+
+/// See [`Hub::health_check`].
+struct BrokerCheck(Arc<Inner>);
+
+impl portico_core::health::HealthCheck for BrokerCheck {
+    fn name(&self) -> &str {
+        "realtime"
+    }
+
+    fn critical(&self) -> bool {
+        true
+    }
+
+    fn check(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = portico_core::health::CheckResult> + Send + '_>,
+    > {
+        use portico_core::health::CheckResult;
+        Box::pin(async move {
+            match self.0.broker.ping().await {
+                Ok(()) => CheckResult::healthy(),
+                Err(e) => CheckResult::unhealthy(format!("{} broker: {e}", self.0.broker.kind())),
+            }
+        })
     }
 }
 

@@ -120,8 +120,9 @@ impl Peer {
 
 const SHARDS: usize = 16;
 
-/// One shard of a subscriber map: channel → its subscribers.
-type Shard = RwLock<HashMap<Arc<str>, Vec<Arc<Peer>>>>;
+/// One shard of a subscriber map: channel → its subscribers, each with the hand-over
+/// sequence number current when it subscribed.
+type Shard = RwLock<HashMap<Arc<str>, Vec<(Arc<Peer>, u64)>>>;
 
 /// The subscribers of the connections that live on one thread, by channel.
 #[derive(Debug)]
@@ -130,7 +131,16 @@ pub(crate) struct Subscribers {
     shards: Box<[Shard]>,
 }
 
-/// What a thread's dispatcher is handed to deliver.
+/// What a thread's dispatcher is handed to deliver, with its hand-over sequence number.
+#[derive(Debug)]
+struct Item {
+    /// Subscribers that joined after the hand-over (a higher sequence number) skip it: it was
+    /// published before they joined, and dispatch only happens later.
+    seq: u64,
+    what: Dispatch,
+}
+
+/// What an [`Item`] delivers.
 #[derive(Debug)]
 enum Dispatch {
     /// A publication, for every subscriber of its channel but `exclude`.
@@ -151,7 +161,7 @@ enum Dispatch {
 struct Home {
     thread: std::thread::ThreadId,
     subscribers: Arc<Subscribers>,
-    inbox: mpsc::UnboundedSender<Dispatch>,
+    inbox: mpsc::UnboundedSender<Item>,
 }
 
 /// The connections of this process, grouped by the thread their task runs on.
@@ -166,6 +176,8 @@ struct Home {
 #[derive(Debug, Default)]
 pub(crate) struct Local {
     homes: RwLock<Vec<Home>>,
+    /// The next hand-over's sequence number.
+    seq: std::sync::atomic::AtomicU64,
     peers: Mutex<HashMap<Arc<str>, Arc<Peer>>>,
 }
 
@@ -182,25 +194,25 @@ impl Subscribers {
         &self.shards[i]
     }
 
-    fn subscribe(&self, channel: &str, peer: &Arc<Peer>) -> Arc<str> {
+    fn subscribe(&self, channel: &str, peer: &Arc<Peer>, seq: u64) -> Arc<str> {
         let mut shard = write(self.shard(channel));
         if let Some(name) = shard.get_key_value(channel).map(|(name, _)| name.clone()) {
             if let Some(subscribers) = shard.get_mut(channel)
-                && !subscribers.iter().any(|p| p.id == peer.id)
+                && !subscribers.iter().any(|(p, _)| p.id == peer.id)
             {
-                subscribers.push(peer.clone());
+                subscribers.push((peer.clone(), seq));
             }
             return name;
         }
         let name: Arc<str> = Arc::from(channel);
-        shard.insert(name.clone(), vec![peer.clone()]);
+        shard.insert(name.clone(), vec![(peer.clone(), seq)]);
         name
     }
 
     fn unsubscribe(&self, channel: &str, id: &str) {
         let mut shard = write(self.shard(channel));
         if let Some(subscribers) = shard.get_mut(channel) {
-            subscribers.retain(|p| &*p.id != id);
+            subscribers.retain(|(p, _)| &*p.id != id);
             if subscribers.is_empty() {
                 shard.remove(channel);
             }
@@ -212,8 +224,8 @@ impl Subscribers {
     }
 
     /// Queues `item` for its channel's subscribers here; returns how many got it.
-    fn dispatch(&self, item: &Dispatch) -> usize {
-        let (channel, exclude) = match item {
+    fn dispatch(&self, item: &Item) -> usize {
+        let (channel, exclude) = match &item.what {
             Dispatch::Publication { delivery, exclude } => (&*delivery.channel, exclude),
             Dispatch::Frame {
                 channel, exclude, ..
@@ -224,11 +236,11 @@ impl Subscribers {
             return 0;
         };
         let mut sent = 0;
-        for peer in subscribers {
-            if exclude.as_deref().is_some_and(|x| x == &*peer.id) {
+        for (peer, joined) in subscribers {
+            if item.seq < *joined || exclude.as_deref().is_some_and(|x| x == &*peer.id) {
                 continue;
             }
-            let out = match item {
+            let out = match &item.what {
                 Dispatch::Publication { delivery, .. } => Outbound::Publication(delivery.clone()),
                 Dispatch::Frame { frame, .. } => Outbound::Frame(frame.clone()),
             };
@@ -241,7 +253,7 @@ impl Subscribers {
 /// A thread's dispatcher: delivers what it is handed, everything waiting at once before it
 /// yields, so the connections it wakes find several frames queued. Ends when its [`Local`]
 /// is dropped.
-async fn dispatcher(subscribers: Arc<Subscribers>, mut inbox: mpsc::UnboundedReceiver<Dispatch>) {
+async fn dispatcher(subscribers: Arc<Subscribers>, mut inbox: mpsc::UnboundedReceiver<Item>) {
     while let Some(item) = inbox.recv().await {
         let mut sent = subscribers.dispatch(&item);
         while let Ok(item) = inbox.try_recv() {
@@ -302,7 +314,8 @@ impl Local {
 
     /// Adds `peer` to `channel`'s subscribers (once); returns the channel's shared name.
     pub fn subscribe(&self, channel: &str, peer: &Arc<Peer>) -> Arc<str> {
-        peer.home.subscribe(channel, peer)
+        let seq = self.seq.load(Ordering::SeqCst);
+        peer.home.subscribe(channel, peer, seq)
     }
 
     /// Removes `peer` from `channel`'s subscribers.
@@ -318,10 +331,11 @@ impl Local {
     }
 
     fn hand_over(&self, make: impl Fn() -> Dispatch) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         for home in read(&self.homes).iter() {
             // A send fails only once the dispatcher's runtime has stopped: its connections
             // are gone with it.
-            let _ = home.inbox.send(make());
+            let _ = home.inbox.send(Item { seq, what: make() });
         }
     }
 
@@ -410,5 +424,30 @@ mod tests {
         assert!(local.has_subscribers("ns:x"));
         local.remove(&fast, ["ns:x".into()]);
         assert!(!local.has_subscribers("ns:x"));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_does_not_get_what_was_handed_over_before_it_joined() {
+        let local = Local::default();
+        let (early, mut rx_early) = local.connect("a".into(), "u".into(), 8);
+        let (late, mut rx_late) = local.connect("b".into(), "u".into(), 8);
+        local.subscribe("ns:x", &early);
+        let frame = Utf8Bytes::from_static("{}");
+        // Handed over, not dispatched yet (the dispatcher runs when this task yields) …
+        local.deliver_frame("ns:x", &frame, None);
+        // … when `late` joins.
+        local.subscribe("ns:x", &late);
+        local.deliver("ns:x", 1, &frame, None);
+        assert!(matches!(rx_early.recv().await, Some(Outbound::Frame(_))));
+        assert!(matches!(
+            rx_early.recv().await,
+            Some(Outbound::Publication(_))
+        ));
+        // `late` gets only the publication handed over after it joined.
+        assert!(matches!(
+            rx_late.recv().await,
+            Some(Outbound::Publication(_))
+        ));
+        assert!(rx_late.try_recv().is_err());
     }
 }

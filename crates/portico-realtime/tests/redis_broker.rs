@@ -555,6 +555,15 @@ async fn redis_unreachable_fails_start_and_publishes_answer_sys_002_until_it_is_
     .await;
     let v = on_a.next_of("error").await;
     assert_eq!(v["data"]["code"], "SYS_002", "{v}");
+    // /health says so: the hub's check fails while its Redis is cut.
+    let check = a.hub.health_check();
+    assert!(check.critical());
+    let verdict = check.check().await;
+    assert_eq!(
+        verdict.status,
+        portico_core::health::HealthStatus::Unhealthy,
+        "{verdict:?}"
+    );
     // Still connected, still answering.
     on_a.send("ping", json!({})).await;
 
@@ -597,6 +606,10 @@ async fn redis_unreachable_fails_start_and_publishes_answer_sys_002_until_it_is_
     };
     let v = on_a.next_of("chat").await;
     assert_eq!(offset(&v), position.offset);
+    assert_eq!(
+        a.hub.health_check().check().await.status,
+        portico_core::health::HealthStatus::Healthy
+    );
     b.hub
         .publish("room:u", "chat", &json!({}), &Map::new(), None)
         .await

@@ -212,6 +212,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             config.realtime.actions.len(),
             crate::plural(config.realtime.actions.len()),
         );
+        health.register(hub.health_check());
         components = components.merge(hub.router());
     }
     // `portico realtime` serves the hub alone; the gateway runs in `up` and `gateway`.

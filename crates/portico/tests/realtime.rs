@@ -135,6 +135,13 @@ fn portico_up_serves_the_hub_with_its_own_tokens() {
     );
     assert_eq!(res.status, 403, "{}", res.body);
 
+    // /health has the hub's check.
+    let health = server.get("/health", &[]).json();
+    assert_eq!(
+        health["checks"]["realtime"]["status"], "healthy",
+        "{health}"
+    );
+
     // /metrics counts the connection and the frames.
     let metrics = server.get("/metrics", &[]).body;
     assert!(metrics.contains("portico_ws_connections 1"), "{metrics}");

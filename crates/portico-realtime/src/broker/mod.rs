@@ -112,6 +112,11 @@ pub trait Broker: Send + Sync + 'static {
         Box::pin(async {})
     }
 
+    /// Whether the broker can do its work now (Redis answers a PING); for `/health`.
+    fn ping(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// A name for logs and `/health` (`memory`, `redis`).
     fn kind(&self) -> &'static str;
 }

@@ -827,6 +827,13 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        let mut manager = self.manager.clone();
+        Box::pin(async move {
+            bounded("PING", redis::cmd("PING").query_async::<()>(&mut manager)).await
+        })
+    }
+
     fn kind(&self) -> &'static str {
         "redis"
     }
