@@ -17,7 +17,8 @@ pub fn push_bytes(out: &mut String, bytes: &[u8]) {
 pub fn u128_string(value: u128) -> String {
     let mut digits = [0u8; 32];
     write_lower(value, &mut digits);
-    digits.iter().map(|&digit| char::from(digit)).collect()
+    // ASCII digits: one allocation and a copy (collecting chars pushes them one by one).
+    String::from_utf8_lossy(&digits).into_owned()
 }
 
 /// Writes the low `out.len() * 4` bits of `value` into `out` as lowercase hex, most

@@ -72,21 +72,34 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if present[0].is_none() {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .filter(|name| *name != CONTENT_LENGTH)
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // The names `Connection` lists, removed by their text (a lookup that neither allocates
+    // nor fails on a token that is no header name). The values are copied first (a reference
+    // count each) so the map can change; a message has one `Connection` line, as a rule.
+    let mut values = headers.get_all(CONNECTION).iter();
+    let first = values.next().cloned();
+    let more: Vec<HeaderValue> = values.cloned().collect();
+    for value in first.iter().chain(&more) {
+        let Ok(text) = value.to_str() else { continue };
+        for token in text.split(',').map(str::trim) {
+            // `keep-alive`, the usual token, is one of the fixed names removed below.
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("keep-alive")
+                || token.eq_ignore_ascii_case(CONTENT_LENGTH.as_str())
+            {
+                continue;
+            }
+            headers.remove(token);
+        }
     }
     for name in present.into_iter().flatten() {
         headers.remove(name);
     }
 }
+
+/// How many headers [`for_upstream`] may add: ids (2), `traceparent`, `X-Forwarded-*` (3),
+/// `Host`, the internal token, the identity headers and `X-Portico-Identity` (4),
+/// `Connection` and `Upgrade` of a WebSocket handshake (2).
+const FORWARDING_HEADERS: usize = 14;
 
 /// What the gateway knows about a request when it writes the upstream's headers.
 pub(crate) struct Forwarding<'a> {
@@ -112,6 +125,9 @@ pub(crate) struct Forwarding<'a> {
 
 /// Turns the client's request headers into the upstream's.
 pub(crate) fn for_upstream(mut headers: HeaderMap, forwarding: &Forwarding<'_>) -> HeaderMap {
+    // Room for what is added below, so the map grows (and rehashes) once at most. Over the
+    // map's size limit the inserts grow it as they would have anyway.
+    let _ = headers.try_reserve(FORWARDING_HEADERS);
     let client_host = headers
         .get(HOST)
         .cloned()

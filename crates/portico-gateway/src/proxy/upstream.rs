@@ -290,16 +290,24 @@ impl Upstream {
                 RetryDecision::DontRetry
             }
         };
-        let (method, uri, headers) = (&method, &uri, &headers);
+        let method = &method;
+        // The last attempt (the only one, mostly) takes the URI and headers; the ones before
+        // it send copies.
+        let mut parts = Some((uri, headers));
         let mut number = 0;
         policy
             .run(&self.clock, classify, &observer, move || {
                 number += 1;
+                let (uri, headers) = if number >= max {
+                    parts.take().unwrap_or_default()
+                } else {
+                    parts.clone().unwrap_or_default()
+                };
                 let mut request = Request::new(body.for_attempt());
                 *request.method_mut() = method.clone();
-                *request.uri_mut() = uri.clone();
+                *request.uri_mut() = uri;
                 *request.version_mut() = Version::HTTP_11;
-                *request.headers_mut() = headers.clone();
+                *request.headers_mut() = headers;
                 self.attempt(request, Attempt { number, max }, method, log_path)
             })
             .await
