@@ -224,11 +224,12 @@ impl Upstream {
         let mut full = String::with_capacity(self.base_path.len() + path_and_query.len());
         full.push_str(&self.base_path);
         full.push_str(path_and_query);
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(PathAndQuery::try_from(full)?)
-            .build()
+        // From parts: `Uri::builder` carries a `Result` through each step, per request.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(PathAndQuery::try_from(full)?);
+        Ok(Uri::from_parts(parts)?)
     }
 
     /// The `/health` check probing this upstream's `health` path with its own client (not
