@@ -292,8 +292,8 @@ impl Upstream {
             }
         };
         let method = &method;
-        // The last attempt (the only one, mostly) takes the URI and headers; the ones before
-        // it send copies.
+        // The last attempt takes the URI and headers; the ones before it send copies (so a
+        // call that cannot be retried copies nothing).
         let mut parts = Some((uri, headers));
         let mut number = 0;
         policy
