@@ -17,7 +17,7 @@
 //! id, span, metrics (labelled with the route's prefix through `RouteLabel`) and envelopes as
 //! before. docs/BENCHMARKS.md has the instruction counts.
 //!
-//! Requests a path the router owns keep the router's precedence: every route of the router
+//! Requests for a path the router owns keep the router's precedence: every route of the router
 //! lies under [`ROUTER_PREFIXES`] (the `front_keeps_portico_endpoints_before_a_catch_all_route`
 //! test in `tests/gateway.rs` checks each with a gateway route on `/`). A path outside them
 //! that no gateway route serves is answered by the gateway (404 `REQ_003`), as the router's
