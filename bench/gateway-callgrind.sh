@@ -7,6 +7,11 @@
 #   bash bench/gateway-callgrind.sh            # portico up (one serving thread), plain route
 #   BARE=1 bash bench/gateway-callgrind.sh     # also hyper's smallest proxy, plain and via axum
 #   KEEP=/tmp/profiles bash bench/gateway-callgrind.sh   # keep the profiles (callgrind_annotate)
+#   ROUTE=jwt bash bench/gateway-callgrind.sh  # the route with `auth = "required"` instead,
+#                                              # a registered user's access token sent
+#   ROUTE=limited bash bench/gateway-callgrind.sh  # a per-IP rate limit that never refuses,
+#                                              # shared through the Redis at REDIS_URL
+#   BIN=/path/to/portico bash bench/gateway-callgrind.sh  # another build of portico
 #
 # The same small GET through an nginx upstream (`return 200`), wrk -t1 -c4 for DURATION
 # (default 15 s) under callgrind, counted only after 50 warm-up requests. About 2 minutes
@@ -17,12 +22,15 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18381}
 PORT=${PORT:-18382}
+ROUTE=${ROUTE:-bench}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 install_missing nginx=nginx wrk=wrk valgrind=valgrind
 cargo build --release -q -p portico
 [ -n "${BARE:-}" ] && cargo build --release -q -p portico-gateway --example bare_proxy
 ROOT=$PWD
+BIN=${BIN:-$ROOT/target/release/portico}
 WORK=$(mktemp -d)
 NGINX_PID=
 cleanup() {
@@ -36,20 +44,30 @@ mkdir -p logs tmp
 nginx_config "$WORK" 1 "$UPSTREAM_PORT" > nginx.conf
 nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/logs/error.log" &
 NGINX_PID=$!
-printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "data"\nworkers = 1\n[upstreams.bench]\nurl = "http://127.0.0.1:%s"\n[[routes]]\nprefix = "/bench"\nupstream = "bench"\nauth = "none"\n' \
+printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "data"\nworkers = 1\n[upstreams.bench]\nurl = "http://127.0.0.1:%s"\n[[routes]]\nprefix = "/bench"\nupstream = "bench"\nauth = "none"\n[[routes]]\nprefix = "/jwt"\nupstream = "bench"\nauth = "required"\n[[routes]]\nprefix = "/limited"\nupstream = "bench"\nauth = "none"\nrate_limit = { per = "ip", requests = 1000000000, window = "1s" }\n' \
   "$PORT" "$UPSTREAM_PORT" > portico.toml
-URL="http://127.0.0.1:$PORT/bench"
+if [ "$ROUTE" = limited ]; then printf '[redis]\nurl = "%s"\n' "$REDIS_URL" >> portico.toml; fi
+READY="http://127.0.0.1:$PORT/bench"
+URL="http://127.0.0.1:$PORT/$ROUTE"
+HEADER=()
 
 count() { # name, command… → "name: N requests, I instructions per request"
   local name=$1; shift
   rm -f callgrind.out.*
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out.%p" "$@" > "$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 120); do curl -sf "$URL" >/dev/null && break; sleep 0.5; done
-  for _ in $(seq 1 50); do curl -sf "$URL" >/dev/null; done
+  for _ in $(seq 1 120); do curl -sf "$READY" >/dev/null && break; sleep 0.5; done
+  if [ "$ROUTE" = jwt ] && [ ${#HEADER[@]} -eq 0 ]; then
+    local token
+    token=$(curl -sf -X POST "http://127.0.0.1:$PORT/auth/register" -H 'Content-Type: application/json' \
+      -d '{"email":"bench@example.test","password":"bench password 1","name":"Bench"}' |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    HEADER=(-H "Authorization: Bearer $token")
+  fi
+  for _ in $(seq 1 50); do curl -sf "${HEADER[@]}" "$URL" >/dev/null; done
   callgrind_control -i on "$pid" >/dev/null 2>&1
   local n
-  n=$(wrk -t1 -c4 -d"$DURATION" "$URL" | awk '/requests in/ {print $1}')
+  n=$(wrk -t1 -c4 -d"$DURATION" "${HEADER[@]}" "$URL" | awk '/requests in/ {print $1}')
   callgrind_control -i off "$pid" >/dev/null 2>&1
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
@@ -59,9 +77,9 @@ count() { # name, command… → "name: N requests, I instructions per request"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   printf '%-18s %8s requests  %8s instructions per request\n' "$name" "$n" "$((total / n))"
 }
-echo "callgrind, wrk -t1 -c4 -d$DURATION, $(git -C "$ROOT" rev-parse --short HEAD)"
-count portico "$ROOT/target/release/portico" --log-level warn up
-if [ -n "${BARE:-}" ]; then
+echo "callgrind, wrk -t1 -c4 -d$DURATION, /$ROUTE, $(git -C "$ROOT" rev-parse --short HEAD)"
+count portico "$BIN" --log-level warn up
+if [ -n "${BARE:-}" ] && [ "$ROUTE" = bench ]; then
   count bare-hyper "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$PORT" "http://127.0.0.1:$UPSTREAM_PORT" per-core
   count bare-axum "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$PORT" "http://127.0.0.1:$UPSTREAM_PORT" axum
 fi

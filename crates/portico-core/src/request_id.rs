@@ -51,7 +51,10 @@ impl RequestId {
     /// A fresh random id: 32 lowercase hex characters (128 bits).
     pub fn generate() -> RequestId {
         let bits: u128 = rand::rng().random();
-        RequestId(crate::hex::u128_string(bits).into())
+        let mut digits = [0u8; 32];
+        crate::hex::write_lower(bits, &mut digits);
+        // Hex digits are ASCII; written straight into the id's one allocation.
+        RequestId(Arc::from(std::str::from_utf8(&digits).unwrap_or_default()))
     }
 
     /// Accepts an incoming id: 1 to 128 characters of `[A-Za-z0-9._:-]`; `None` otherwise.

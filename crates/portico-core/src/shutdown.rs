@@ -11,7 +11,10 @@ use std::time::Duration;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::convert::Infallible;
+
 use axum::extract::Request;
+use axum::response::Response;
 use axum::serve::ListenerExt as _;
 use axum::{Router, ServiceExt};
 use pin_project_lite::pin_project;
@@ -212,17 +215,23 @@ pub async fn serve(
 /// do; docs/BENCHMARKS.md has the measurement (with one upstream pool per thread, about
 /// twice the gateway's requests/s on 2 cores).
 ///
-/// Everything `app` holds must be usable from any thread (it is: axum requires `Send`).
+/// `app` is any service axum can serve: a [`Router`], or a router behind a service that
+/// answers some requests itself (`portico up` sends proxied paths straight to the gateway).
+/// Everything it holds must be usable from any thread (it is: axum requires `Send`).
 /// Tasks spawned while serving (a hyper client's connection, a WebSocket tunnel) run on the
 /// worker that spawned them. If a worker fails, shutdown is triggered so the others stop too,
 /// and its error is returned once they have drained.
-pub async fn serve_workers(
+pub async fn serve_workers<S>(
     listener: std::net::TcpListener,
-    app: Router,
+    app: S,
     shutdown: Shutdown,
     drain_timeout: Duration,
     workers: usize,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     listener.set_nonblocking(true)?;
     let (app, in_flight) = counting_in_flight(app);
     let workers = workers.max(1);
@@ -273,12 +282,16 @@ pub async fn serve_workers(
 
 /// One serving thread of [`serve_workers`]: a single-threaded runtime serving `listener`
 /// until shutdown, and then for at most `drain_timeout` more.
-fn worker(
+fn worker<S>(
     listener: std::net::TcpListener,
-    app: Counted,
+    app: Counted<S>,
     shutdown: &Shutdown,
     drain_timeout: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -323,14 +336,14 @@ fn set_nodelay(stream: &mut tokio::net::TcpStream) {
 /// `app` counting its requests in flight, and the counter. The count wraps the router as a
 /// whole rather than through `Router::layer`, which would box each route once more and clone
 /// that box on every request.
-fn counting_in_flight(app: Router) -> (Counted, Arc<AtomicUsize>) {
+fn counting_in_flight<S>(app: S) -> (Counted<S>, Arc<AtomicUsize>) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let app = InFlightLayer(in_flight.clone()).layer(app);
     (app, in_flight)
 }
 
-/// What the serving threads serve: the router inside the in-flight count.
-type Counted = InFlightService<Router>;
+/// What the serving threads serve: the app inside the in-flight count.
+type Counted<S> = InFlightService<S>;
 
 /// Runs `server` (which stops accepting once `shutdown` triggers and ends when its
 /// connections have) and, from the shutdown on, gives it at most `drain_timeout`, logging the

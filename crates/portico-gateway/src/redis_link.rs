@@ -2,8 +2,12 @@
 //! shared validation cache) and whether that purpose is currently done without Redis
 //! because it failed.
 //!
-//! The connection is made on first use and then kept and re-established by redis-rs's
-//! `ConnectionManager`. While Redis answers, every call asks it. After a failure, the
+//! Each thread that calls Redis gets its own connection, made on its first call and then kept
+//! and re-established by redis-rs's `ConnectionManager`: `portico up` serves requests on one
+//! single-threaded runtime per core (`portico_core::shutdown::serve_workers`), and a
+//! connection whose task runs on another thread would make every call cross threads (a
+//! wake-up and a context switch there and back), as a shared upstream pool would (see
+//! `proxy::upstream`). While Redis answers, every call asks it. After a failure, the
 //! purpose is served without Redis and at most one request per probe interval tries it
 //! again (the others skip it and pay no timeout); the change each way is logged once.
 
@@ -12,12 +16,14 @@ use std::time::{Duration, Instant};
 
 use portico_core::clock::SharedClock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use thread_local::ThreadLocal;
 use tokio::sync::OnceCell;
 
 /// The Redis of one purpose, and whether it is failing.
 pub(crate) struct RedisLink {
     client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    /// One connection per calling thread, its task on that thread's runtime.
+    connections: ThreadLocal<OnceCell<ConnectionManager>>,
     clock: SharedClock,
     probe_interval: Duration,
     /// The log lines: what the purpose does without Redis, and with it again.
@@ -56,7 +62,7 @@ impl RedisLink {
         let client = redis::Client::open(url).map_err(|e| e.kind())?;
         Ok(Self {
             client,
-            connection: OnceCell::new(),
+            connections: ThreadLocal::new(),
             clock,
             probe_interval,
             without,
@@ -70,10 +76,12 @@ impl RedisLink {
         self.state().failing
     }
 
-    /// The connection (a cheap clone of the shared, reconnecting one).
+    /// This thread's connection (a cheap clone of the reconnecting one), made on the
+    /// thread's first call.
     pub(crate) async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
         let manager = self
-            .connection
+            .connections
+            .get_or_default()
             .get_or_try_init(|| async {
                 // Reconnection is redis-rs's; each of our calls is bounded by its caller.
                 let config = ConnectionManagerConfig::new()

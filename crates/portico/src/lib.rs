@@ -10,6 +10,7 @@
 //! - [`cli`]: the clap definition of every command.
 //! - [`config`]: loading `portico.toml` + `PORTICO_*` overrides into a checked [`config::Config`].
 //! - [`up`]: `portico up`, the all-in-one server.
+//! - [`front`]: the listener's front door, sending proxied paths straight to the gateway.
 //! - [`admin`]: `portico admin …` on the configured store.
 //! - [`auth`]: the auth component as `up` runs it (store, settings, health check).
 //! - [`gateway`]: the gateway's settings and authenticators as the binary builds them.
@@ -33,6 +34,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod front;
 pub mod gateway;
 pub mod realtime;
 pub mod reload;

@@ -73,6 +73,11 @@ impl GatewayCell {
         self.current.store(gateway.clone());
     }
 
+    /// The gateway serving now (for one request: keep it until the request is answered).
+    pub fn current(&self) -> Arc<Gateway> {
+        self.current.load_full()
+    }
+
     /// A router whose fallback hands every request to the current gateway's
     /// [`Gateway::handle`] (which proxies routed paths, serves its JWKS and answers REQ_003
     /// for the rest). Merge it last into the public router, like [`Gateway::router`].

@@ -30,6 +30,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::CliError;
 use crate::cli::LogFormatArg;
 use crate::config::{Config, ConfigSource};
+use crate::front::Front;
 use crate::gateway::InProcessAuth;
 use crate::reload::{self, GatewayCell, Reloader};
 use crate::status::ServiceStatus;
@@ -218,6 +219,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     // `portico realtime` serves the hub alone; the gateway runs in `up` and `gateway`.
     let authenticator = authenticator.filter(|_| role != Role::Realtime);
     let mut reloader = None;
+    let mut front_cell = None;
     let status = match authenticator {
         Some(authenticator) => {
             let mut settings = crate::gateway::settings(&config);
@@ -241,6 +243,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             // Served through a cell so a config reload can swap the gateway (see reload.rs).
             let cell = GatewayCell::new(&gateway);
             components = components.merge(cell.router());
+            front_cell = Some(cell.clone());
             let status = ServiceStatus::from_breakers(gateway.breakers());
             let running = reload::Running {
                 authenticator,
@@ -285,14 +288,15 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         crate::plural(workers)
     );
     // serve_workers logs the signal, the drain and its deadline.
-    shutdown::serve_workers(
-        listener,
-        app,
-        shutdown,
-        config.server.drain_timeout,
-        workers,
-    )
-    .await
+    let drain = config.server.drain_timeout;
+    match front_cell {
+        // Proxied paths skip the router (see front.rs).
+        Some(cell) => {
+            let front = Front::new(app, cell, max_body(&config));
+            shutdown::serve_workers(listener, front, shutdown, drain, workers).await
+        }
+        None => shutdown::serve_workers(listener, app, shutdown, drain, workers).await,
+    }
     .map_err(UpError::Serve)?;
     tracing::info!("portico {command}: stopped");
     Ok(())
@@ -323,7 +327,7 @@ pub fn router(
     status: ServiceStatus,
     components: Router,
 ) -> Router {
-    let max_body = usize::try_from(config.server.max_body.as_u64()).unwrap_or(usize::MAX);
+    let max_body = max_body(config);
     portico_core::health::routes(health)
         .merge(metrics.routes())
         .merge(status.routes())
@@ -341,6 +345,11 @@ pub fn router(
                 .layer(RequestBodyLimitLayer::new(max_body))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+/// `server.max_body` as a length.
+fn max_body(config: &Config) -> usize {
+    usize::try_from(config.server.max_body.as_u64()).unwrap_or(usize::MAX)
 }
 
 /// `/health`'s check that the data directory accepts writes; critical, since the store and

@@ -412,3 +412,84 @@ fn portico_up_applies_cors_from_the_config() {
     assert_eq!(off.header("access-control-allow-origin"), None);
     assert_eq!(upstream.hits(), 1);
 }
+
+/// Proxied paths skip the router (crates/portico/src/front.rs), but Portico's own endpoints
+/// keep their precedence over a gateway route on `/`; everything else is proxied, with the
+/// request id, metrics and body limit the router's stack gives.
+#[test]
+fn front_keeps_portico_endpoints_before_a_catch_all_route() {
+    let upstream = Upstream::start();
+    let scratch = Scratch::new();
+    let text = format!(
+        "[server]\ndata_dir = \"data\"\nmax_body = \"1KB\"\n\n[upstreams.all]\nurl = \"http://{}\"\n\n[[routes]]\nprefix = \"/\"\nupstream = \"all\"\nauth = \"none\"\n",
+        upstream.addr
+    );
+    scratch.write("portico.toml", &text);
+    let server = Server::start(scratch.path(), &[], &[]);
+
+    let live = server.get("/health/live", &[]);
+    assert_eq!(live.status, 200, "{}", live.body);
+    assert_ne!(live.body, r#"{"ok":true}"#, "proxied: {}", live.body);
+    assert!(server.get("/health", &[]).json()["checks"].is_object());
+    assert!(server.get("/status/services", &[]).json()["services"]["all"].is_object());
+    assert!(server.get("/.well-known/jwks.json", &[]).json()["keys"].is_array());
+    let identity_jwks = server.get("/.well-known/portico-identity-jwks.json", &[]);
+    assert!(
+        identity_jwks.json()["keys"].is_array(),
+        "{}",
+        identity_jwks.body
+    );
+    let login = request(server.addr, "POST", "/auth/login", &JSON, b"{}");
+    assert_eq!(login.json()["error"]["code"], "REQ_001", "{}", login.body);
+    // The realtime hub's routes: /ws (not an upgrade here) and the publish API.
+    let ws = server.get("/ws", &[]);
+    assert_eq!(ws.json()["error"]["code"], "BACKEND_004", "{}", ws.body);
+    let publish = request(
+        server.addr,
+        "POST",
+        "/internal/publish",
+        &JSON,
+        b"{\"event\":\"x\"}",
+    );
+    assert_eq!(
+        publish.json()["error"]["code"],
+        "AUTH_003",
+        "{}",
+        publish.body
+    );
+    assert_eq!(upstream.hits(), 0, "{}", upstream.last_head());
+
+    // Paths the router has no route for are the gateway's, under Portico's prefixes too.
+    for path in ["/healthz", "/health/other", "/anything/deeper?q=1", "/"] {
+        let res = server.get(path, &[("X-Request-ID", "front-1")]);
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        assert_eq!(res.json()["ok"], true, "{path}");
+        assert_eq!(res.header("x-request-id"), Some("front-1"), "{path}");
+        assert!(upstream.last_head().contains("x-request-id: front-1"));
+    }
+    assert_eq!(upstream.hits(), 4);
+
+    let big = vec![b'x'; 2048];
+    let refused = request(server.addr, "POST", "/upload", &JSON, &big);
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "REQ_002");
+    assert!(refused.header("x-request-id").is_some());
+    assert_eq!(upstream.hits(), 4);
+
+    let metrics = server.get("/metrics", &[]).body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("portico_http_requests_total{")
+                && l.contains("route=\"/\"")
+                && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("portico_http_requests_total{")
+                && l.contains("route=\"/health/live\"")),
+        "{metrics}"
+    );
+}

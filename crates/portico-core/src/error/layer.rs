@@ -87,6 +87,8 @@ where
 pin_project! {
     /// The response future of [`EnvelopeService`]: the inner service's answer as it is, or,
     /// for a bare error response, the envelope made of it (the only case that allocates).
+    // pin-project-lite takes no doc comments on variant fields.
+    #[allow(missing_docs)]
     #[project = EnvelopeProj]
     pub enum EnvelopeFuture<F> {
         /// Waiting for the inner service.

@@ -32,7 +32,9 @@ use serde_json::{Map, Value};
 pub use code::ErrorCode;
 pub use envelope::{EnvelopeBody, ErrorEnvelope, Passthrough};
 pub use json::ApiJson;
-pub use layer::{EnvelopeLayer, EnvelopeService, envelope_layer, fallback_not_found};
+pub use layer::{
+    EnvelopeFuture, EnvelopeLayer, EnvelopeService, envelope_layer, fallback_not_found,
+};
 
 /// An error answered to a client as the envelope.
 ///

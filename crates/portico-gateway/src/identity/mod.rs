@@ -157,19 +157,38 @@ pub fn strip_reserved(headers: &mut HeaderMap, internal_token_header: Option<&He
 /// Adds `X-User-ID`, `X-User-Email` and `X-User-Permissions` for `identity`. Values that
 /// cannot be header values (control characters) are left out and logged.
 pub fn insert_identity(headers: &mut HeaderMap, identity: &Identity) {
-    let mut put = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
-        Ok(v) => {
-            headers.insert(name, v);
-        }
-        Err(_) => tracing::warn!(
-            header = name,
-            "identity value is not a valid header value; left out"
-        ),
-    };
-    put("x-user-id", &identity.user_id);
-    put("x-user-email", &identity.email);
-    put("x-user-permissions", &identity.permissions.join(","));
+    // Names as constants (a `&'static str` name is checked again on every insert), values
+    // handed over without a second copy.
+    let mut put =
+        |name: HeaderName, value: bytes::Bytes| match HeaderValue::from_maybe_shared(value) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            Err(_) => tracing::warn!(
+                header = name.as_str(),
+                "identity value is not a valid header value; left out"
+            ),
+        };
+    put(
+        X_USER_ID,
+        bytes::Bytes::copy_from_slice(identity.user_id.as_bytes()),
+    );
+    put(
+        X_USER_EMAIL,
+        bytes::Bytes::copy_from_slice(identity.email.as_bytes()),
+    );
+    put(
+        X_USER_PERMISSIONS,
+        identity.permissions.join(",").into_bytes().into(),
+    );
 }
+
+/// `X-User-ID`.
+const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+/// `X-User-Email`.
+const X_USER_EMAIL: HeaderName = HeaderName::from_static("x-user-email");
+/// `X-User-Permissions`.
+const X_USER_PERMISSIONS: HeaderName = HeaderName::from_static("x-user-permissions");
 
 #[cfg(test)]
 mod tests {

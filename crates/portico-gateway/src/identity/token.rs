@@ -203,6 +203,40 @@ struct Claims<'a> {
     exp: u64,
 }
 
+impl Claims<'_> {
+    /// Every claim but the times (and the fixed issuer), each length-prefixed, lists after
+    /// their length: two different sets of claims never share a key. Built per proxied
+    /// request of an identified caller, so it is plain byte pushing, not JSON.
+    fn reuse_key(&self) -> Vec<u8> {
+        let texts = [self.aud, self.sub, self.email, self.token_type];
+        let lists = [self.permissions, self.roles];
+        let size = texts.iter().map(|t| t.len() + 4).sum::<usize>()
+            + lists
+                .iter()
+                .flat_map(|list| list.iter())
+                .map(|t| t.len() + 4)
+                .sum::<usize>()
+            + 8;
+        let mut key = Vec::with_capacity(size);
+        let mut put = |bytes: &[u8]| {
+            let length = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            key.extend_from_slice(&length.to_le_bytes());
+            key.extend_from_slice(bytes);
+        };
+        for text in texts {
+            put(text.as_bytes());
+        }
+        for list in lists {
+            let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
+            put(&count.to_le_bytes());
+            for item in list {
+                put(item.as_bytes());
+            }
+        }
+        key
+    }
+}
+
 /// Signs identity tokens with the gateway's key at the injected clock's time.
 #[derive(Debug, Clone)]
 pub struct IdentitySigner {
@@ -210,9 +244,9 @@ pub struct IdentitySigner {
     clock: SharedClock,
     /// The JWKS document, serialized once.
     jwks: bytes::Bytes,
-    /// Tokens made, with their `iat`, by the claims they carry but the times (as JSON, so
-    /// two different identities can never share a key).
-    made: moka::sync::Cache<String, (HeaderValue, u64)>,
+    /// Tokens made, with their `iat`, by the claims they carry but the times
+    /// ([`Claims::reuse_key`]).
+    made: moka::sync::Cache<Vec<u8>, (HeaderValue, u64)>,
 }
 
 impl IdentitySigner {
@@ -257,7 +291,7 @@ impl IdentitySigner {
             exp: 0,
         };
         // Every claim but the times: equal keys mean equal tokens.
-        let key = serde_json::to_string(&claims).ok()?;
+        let key = claims.reuse_key();
         if let Some((value, iat)) = self.made.get(&key)
             && now >= iat
             && now - iat < REUSE.as_secs()
@@ -285,6 +319,41 @@ impl IdentitySigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reuse_keys_tell_every_set_of_claims_apart() {
+        let (one, two) = (vec!["a,b".to_owned()], vec!["a".to_owned(), "b".to_owned()]);
+        let claims = |sub, email, permissions, roles: &'static [String]| Claims {
+            iss: ISSUER,
+            aud: "etl",
+            sub,
+            email,
+            permissions,
+            roles,
+            token_type: "user",
+            iat: 0,
+            exp: 0,
+        };
+        let keys = [
+            claims("a", "bc", &one, &[]).reuse_key(),
+            claims("ab", "c", &one, &[]).reuse_key(),
+            claims("a", "bc", &two, &[]).reuse_key(),
+            claims("a", "bc", &[], &[]).reuse_key(),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let mut later = claims("a", "bc", &one, &[]);
+        later.iat = 99;
+        later.exp = 199;
+        assert_eq!(
+            later.reuse_key(),
+            keys[0],
+            "the times are not part of the key"
+        );
+    }
 
     #[test]
     fn a_seed_and_its_pkcs8_form_are_the_same_key() {

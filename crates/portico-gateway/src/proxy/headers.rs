@@ -43,8 +43,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// How many fixed hop-by-hop headers there are.
 const HOP_BY_HOP_COUNT: usize = 9;
 
-/// The fixed hop-by-hop headers.
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+/// The fixed hop-by-hop headers (`Connection` first). A `static`, not a `const`: a const
+/// array of `HeaderName`s (which have a destructor) would be built and dropped at every use.
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -60,33 +61,47 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 /// `Connection` naming `Content-Length` is ignored for it: dropping the length of a body
 /// that is still sent would change how the message is framed.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the message's few names finds the fixed ones present (most messages
-    // carry none, or only `Connection`): cheaper than looking each of the nine up.
-    let mut present: [Option<HeaderName>; HOP_BY_HOP_COUNT] = Default::default();
-    for (slot, name) in present
-        .iter_mut()
-        .zip(headers.keys().filter(|name| HOP_BY_HOP.contains(name)))
-    {
-        *slot = Some(name.clone());
+    // One pass over the message's few names notes which fixed ones are present (most
+    // messages carry none, or only `Connection`): cheaper than looking each of the nine up.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << index;
+        }
     }
-    if present[0].is_none() {
+    if present == 0 {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .filter(|name| *name != CONTENT_LENGTH)
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // The names `Connection` lists, removed by their text (a lookup that neither allocates
+    // nor fails on a token that is no header name). The values are copied first (a reference
+    // count each) so the map can change; a message has one `Connection` line, as a rule.
+    let mut values = headers.get_all(CONNECTION).iter();
+    let first = values.next().cloned();
+    let more: Vec<HeaderValue> = values.cloned().collect();
+    for value in first.iter().chain(&more) {
+        let Ok(text) = value.to_str() else { continue };
+        for token in text.split(',').map(str::trim) {
+            // `keep-alive`, the usual token, is one of the fixed names removed below.
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("keep-alive")
+                || token.eq_ignore_ascii_case(CONTENT_LENGTH.as_str())
+            {
+                continue;
+            }
+            headers.remove(token);
+        }
     }
-    for name in present.into_iter().flatten() {
-        headers.remove(name);
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << index) != 0 {
+            headers.remove(name);
+        }
     }
 }
+
+/// How many headers [`for_upstream`] may add: ids (2), `traceparent`, `X-Forwarded-*` (3),
+/// `Host`, the internal token, the identity headers and `X-Portico-Identity` (4),
+/// `Connection` and `Upgrade` of a WebSocket handshake (2).
+const FORWARDING_HEADERS: usize = 14;
 
 /// What the gateway knows about a request when it writes the upstream's headers.
 pub(crate) struct Forwarding<'a> {
@@ -112,6 +127,9 @@ pub(crate) struct Forwarding<'a> {
 
 /// Turns the client's request headers into the upstream's.
 pub(crate) fn for_upstream(mut headers: HeaderMap, forwarding: &Forwarding<'_>) -> HeaderMap {
+    // Room for what is added below, so the map grows (and rehashes) once at most. Over the
+    // map's size limit the inserts grow it as they would have anyway.
+    let _ = headers.try_reserve(FORWARDING_HEADERS);
     let client_host = headers
         .get(HOST)
         .cloned()
@@ -191,28 +209,33 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     }
 }
 
-/// An address as a header value. IPv4 (the common case) is written digit by digit, several
-/// times cheaper than through `Display`; IPv6 goes through `Display`.
+/// An address as a header value (see [`push_ip`]).
 fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    let IpAddr::V4(v4) = ip else {
-        return HeaderValue::from_str(&ip.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    };
     let mut text = Vec::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push(b'.');
-        }
-        if octet >= 100 {
-            text.push(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            text.push(b'0' + octet / 10 % 10);
-        }
-        text.push(b'0' + octet % 10);
-    }
+    push_ip(&mut text, ip);
     HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Appends `ip` as `Display` writes it. IPv4 (the common case) is written digit by digit,
+/// several times cheaper than through `Display`; IPv6 goes through `Display`.
+pub(crate) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    let IpAddr::V4(v4) = ip else {
+        out.extend_from_slice(ip.to_string().as_bytes());
+        return;
+    };
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        if octet >= 100 {
+            out.push(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            out.push(b'0' + octet / 10 % 10);
+        }
+        out.push(b'0' + octet % 10);
+    }
 }
 
 /// Cleans the upstream's response headers for the client; a `101 Switching Protocols`

@@ -224,11 +224,12 @@ impl Upstream {
         let mut full = String::with_capacity(self.base_path.len() + path_and_query.len());
         full.push_str(&self.base_path);
         full.push_str(path_and_query);
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(PathAndQuery::try_from(full)?)
-            .build()
+        // From parts: `Uri::builder` carries a `Result` through each step, per request.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(PathAndQuery::try_from(full)?);
+        Ok(Uri::from_parts(parts)?)
     }
 
     /// The `/health` check probing this upstream's `health` path with its own client (not
@@ -290,16 +291,24 @@ impl Upstream {
                 RetryDecision::DontRetry
             }
         };
-        let (method, uri, headers) = (&method, &uri, &headers);
+        let method = &method;
+        // The last attempt takes the URI and headers; the ones before it send copies (so a
+        // call that cannot be retried copies nothing).
+        let mut parts = Some((uri, headers));
         let mut number = 0;
         policy
             .run(&self.clock, classify, &observer, move || {
                 number += 1;
+                let (uri, headers) = if number >= max {
+                    parts.take().unwrap_or_default()
+                } else {
+                    parts.clone().unwrap_or_default()
+                };
                 let mut request = Request::new(body.for_attempt());
                 *request.method_mut() = method.clone();
-                *request.uri_mut() = uri.clone();
+                *request.uri_mut() = uri;
                 *request.version_mut() = Version::HTTP_11;
-                *request.headers_mut() = headers.clone();
+                *request.headers_mut() = headers;
                 self.attempt(request, Attempt { number, max }, method, log_path)
             })
             .await

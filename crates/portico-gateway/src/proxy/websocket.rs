@@ -23,6 +23,8 @@ pub(crate) fn requested(request: &Request<Body>) -> Option<HeaderValue> {
     if request.method() != Method::GET || request.version() != Version::HTTP_11 {
         return None;
     }
+    // `Upgrade` first: most requests have none, and one lookup answers for them.
+    let upgrade = request.headers().get(UPGRADE)?;
     let connection_upgrade = request
         .headers()
         .get_all(CONNECTION)
@@ -30,7 +32,6 @@ pub(crate) fn requested(request: &Request<Body>) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    let upgrade = request.headers().get(UPGRADE)?;
     let websocket = upgrade
         .to_str()
         .ok()?

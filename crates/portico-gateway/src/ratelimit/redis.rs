@@ -81,7 +81,10 @@ impl RedisRateLimiter {
 
     /// The Redis key of a limiter key.
     pub fn redis_key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
     }
 
     /// One round trip: counts a request for `key` and decides, within the store's timeout.

@@ -89,7 +89,7 @@ impl RedisStore {
         }
     }
 
-    /// The connection (a cheap clone of the shared, reconnecting one).
+    /// This thread's connection (a cheap clone of the reconnecting one; see `RedisLink`).
     pub(super) async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
         self.link.connection().await
     }
