@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
-use support::{Scratch, Server, request};
+use support::{JSON, Scratch, Server, register, request};
 
 /// A tiny HTTP upstream: records every request head and answers `{"ok":true}`.
 struct Upstream {
@@ -85,15 +85,6 @@ permissions = ["etl.access"]
 permissions = []
 {extra}"#
     )
-}
-
-const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
-
-fn register(addr: SocketAddr, email: &str) -> String {
-    let body = format!(r#"{{"email":"{email}","password":"correct horse battery"}}"#);
-    let res = request(addr, "POST", "/auth/register", &JSON, body.as_bytes());
-    assert_eq!(res.status, 201, "{}", res.body);
-    res.json()["access_token"].as_str().unwrap().to_owned()
 }
 
 #[test]

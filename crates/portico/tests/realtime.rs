@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Scratch, Server, request};
+use support::{Scratch, Server, register, request};
 use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
@@ -25,15 +25,6 @@ audiences = ["realtime"]
 presence = true
 allow_client_publish = true
 "#;
-
-const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
-
-fn register(addr: SocketAddr, email: &str) -> String {
-    let body = format!(r#"{{"email":"{email}","password":"correct horse battery"}}"#);
-    let res = request(addr, "POST", "/auth/register", &JSON, body.as_bytes());
-    assert_eq!(res.status, 201, "{}", res.body);
-    res.json()["access_token"].as_str().unwrap().to_owned()
-}
 
 fn service_token(addr: SocketAddr) -> String {
     let res = request(

@@ -11,6 +11,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// The header of a JSON request body.
+pub const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
+
+/// Registers `email` through `POST /auth/register`; its access token.
+pub fn register(addr: SocketAddr, email: &str) -> String {
+    let body = format!(r#"{{"email":"{email}","password":"correct horse battery"}}"#);
+    let res = request(addr, "POST", "/auth/register", &JSON, body.as_bytes());
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()["access_token"].as_str().unwrap().to_owned()
+}
+
 /// How long anything in these tests may take before it counts as hung.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
