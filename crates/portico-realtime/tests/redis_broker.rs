@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use portico_core::error::ApiError;
 use portico_core::shutdown::Shutdown;
-use portico_gateway::identity::{Authenticator, BoxFuture, CredentialKind, Identity};
 use portico_realtime::settings::Namespace;
 use portico_realtime::upstream::Upstreams;
 use portico_realtime::{Hub, HubParts, RealtimeSettings};
 use serde_json::{Map, Value, json};
 
-mod support {
+mod support;
+
+mod nodes {
     use super::*;
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
@@ -46,31 +46,13 @@ mod support {
         format!("portico:test:{test}:{}:{nanos}:", std::process::id())
     }
 
-    /// `tok-<user>` is `<user>`'s access token.
-    pub struct Tokens;
-
-    impl Authenticator for Tokens {
-        fn authenticate<'a>(
-            &'a self,
-            credential: &'a str,
-        ) -> BoxFuture<'a, Result<Identity, ApiError>> {
-            let result = match credential.strip_prefix("tok-") {
-                Some(user) => Ok(Identity {
-                    user_id: user.to_owned(),
-                    email: format!("{user}@example.test"),
-                    permissions: Vec::new(),
-                    roles: Vec::new(),
-                    kind: CredentialKind::User,
-                    credential_id: user.to_owned(),
-                    expires_at: None,
-                }),
-                None => Err(ApiError::new(
-                    portico_core::error::ErrorCode::Auth001,
-                    "unknown token",
-                )),
-            };
-            Box::pin(async move { result })
+    /// `tok-<user>` is `<user>`'s access token, for every user these tests connect as.
+    fn tokens() -> crate::support::Tokens {
+        let tokens = crate::support::Tokens::default();
+        for user in ["alice", "bob", "carol", "dave", "erin", "mallory", "trent"] {
+            tokens.user(&format!("tok-{user}"), user, &[]);
         }
+        tokens
     }
 
     pub fn parts(shutdown: &Shutdown) -> HubParts {
@@ -88,7 +70,7 @@ mod support {
         );
         HubParts {
             settings,
-            authenticator: Arc::new(Tokens),
+            authenticator: Arc::new(tokens()),
             upstreams: Upstreams::default(),
             internal_tokens: Vec::new(),
             clock: portico_core::clock::SystemClock::shared(),
@@ -263,7 +245,7 @@ mod support {
     }
 }
 
-use support::{Client, Proxy, WAIT, node, node_on, prefix, redis_url};
+use nodes::{Client, Proxy, WAIT, node, node_on, prefix, redis_url};
 
 fn offset(v: &Value) -> u64 {
     v["metadata"]["offset"].as_u64().expect("an offset")
@@ -503,13 +485,13 @@ async fn redis_unreachable_fails_start_and_publishes_answer_sys_002_until_it_is_
     // Nothing listens on port 1: the hub does not start, and says why.
     let shutdown = Shutdown::new();
     let started = tokio::time::Instant::now();
-    let err = Hub::with_redis_prefix(support::parts(&shutdown), "redis://127.0.0.1:1/", "x:")
+    let err = Hub::with_redis_prefix(nodes::parts(&shutdown), "redis://127.0.0.1:1/", "x:")
         .await
         .err()
         .expect("no hub without redis");
     assert!(err.to_string().contains("redis"), "{err}");
     assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
-    let err = Hub::with_redis(support::parts(&shutdown), "not a url")
+    let err = Hub::with_redis(nodes::parts(&shutdown), "not a url")
         .await
         .err()
         .expect("no hub with a bad url");
