@@ -56,6 +56,25 @@ impl Run {
         opened
     }
 
+    /// The start of a scenario that publishes: its report, and `n` subscribed connections
+    /// reading into the returned stats — all of them, or an error.
+    async fn subscribed(
+        &self,
+        scenario: &str,
+        n: usize,
+    ) -> anyhow::Result<(Report, Arc<Stats>, Subscribers)> {
+        let mut report = Report::default();
+        report.set("scenario", scenario);
+        let opened = self.open(n, &mut report).await;
+        if opened.failed > 0 {
+            report.print("connections failed");
+            bail!("{} of {n} connections failed", opened.failed);
+        }
+        let stats = Arc::new(Stats::default());
+        let subs = Subscribers::spawn(opened.connections, self.ep.target, stats.clone());
+        Ok((report, stats, subs))
+    }
+
     async fn publisher(&self) -> anyhow::Result<Publisher> {
         match &self.publish_http {
             Some((url, token)) => Publisher::http(url, token, &self.channel),
@@ -142,16 +161,8 @@ pub struct Fanout {
 
 /// One publish at a time to `subscribers`; per-delivery latency and losses.
 pub async fn fanout(run: &Run, p: &Fanout) -> anyhow::Result<bool> {
-    let mut report = Report::default();
-    report.set("scenario", "fanout");
-    let opened = run.open(p.subscribers, &mut report).await;
-    if opened.failed > 0 {
-        report.print("connections failed");
-        bail!("{} of {} connections failed", opened.failed, p.subscribers);
-    }
+    let (mut report, stats, subs) = run.subscribed("fanout", p.subscribers).await?;
     let n = p.subscribers as u64;
-    let stats = Arc::new(Stats::default());
-    let subs = Subscribers::spawn(opened.connections, run.ep.target, stats.clone());
     let mut publisher = run.publisher().await?;
     // Time from each publish to its last delivery.
     let spread = Histogram::default();
@@ -231,16 +242,8 @@ pub struct Throughput {
 
 /// Publishes for `warmup + duration` and counts deliveries during `duration`.
 pub async fn throughput(run: &Run, p: &Throughput) -> anyhow::Result<bool> {
-    let mut report = Report::default();
-    report.set("scenario", "throughput");
-    let opened = run.open(p.subscribers, &mut report).await;
-    if opened.failed > 0 {
-        report.print("connections failed");
-        bail!("{} of {} connections failed", opened.failed, p.subscribers);
-    }
+    let (mut report, stats, subs) = run.subscribed("throughput", p.subscribers).await?;
     let n = p.subscribers as u64;
-    let stats = Arc::new(Stats::default());
-    let subs = Subscribers::spawn(opened.connections, run.ep.target, stats.clone());
     let mut publisher = run.publisher().await?;
     let mut ticker = p.rate.map(|r| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001)));
