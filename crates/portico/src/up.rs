@@ -194,12 +194,22 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             Some(Arc::new(remote))
         }
     };
+    // The key X-Portico-Identity is signed with, read (or made) once for the gateway and the
+    // hub's routed actions.
+    let identity_key = match &authenticator {
+        Some(_) => Some(
+            crate::gateway::identity_key(&data_dir).map_err(|e| match role {
+                Role::Realtime => UpError::Realtime(e),
+                _ => UpError::Gateway(e),
+            })?,
+        ),
+        None => None,
+    };
     if let (Role::Up | Role::Realtime, Some(authenticator)) = (role, &authenticator) {
-        let identity_key = crate::gateway::identity_key(&data_dir).map_err(UpError::Realtime)?;
         let hub = crate::realtime::hub(
             &config,
             authenticator.clone(),
-            Some(identity_key),
+            identity_key.clone(),
             shutdown.clone(),
         )
         .await
@@ -220,10 +230,9 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     let authenticator = authenticator.filter(|_| role != Role::Realtime);
     let mut reloader = None;
     let mut front_cell = None;
-    let status = match authenticator {
-        Some(authenticator) => {
+    let status = match authenticator.zip(identity_key) {
+        Some((authenticator, identity_key)) => {
             let mut settings = crate::gateway::settings(&config);
-            let identity_key = crate::gateway::identity_key(&data_dir).map_err(UpError::Gateway)?;
             settings.identity_key = Some(identity_key.clone());
             let gateway = portico_gateway::Gateway::new(
                 settings,
