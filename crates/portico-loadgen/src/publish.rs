@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connect::{Endpoint, open_one};
@@ -20,7 +20,9 @@ use crate::subscriber::now_us;
 
 /// Sends publishes to one channel.
 pub enum Publisher {
-    /// One HTTP POST per publish over a kept-alive connection; waits for 2xx.
+    /// One HTTP POST per publish over kept-alive connections, up to `in_flight` at once (a
+    /// service pushing events does not wait for one answer before sending the next); each
+    /// must answer 2xx.
     Http(Box<HttpPublisher>),
     /// A WebSocket client's publish frames, sent by a task that also drains what the server
     /// sends that connection.
@@ -43,11 +45,16 @@ pub struct HttpPublisher {
     /// `Authorization` header value.
     auth: http::HeaderValue,
     channel: String,
+    /// Requests not answered yet.
+    pending: JoinSet<anyhow::Result<()>>,
+    /// How many may be pending at once.
+    in_flight: usize,
 }
 
 impl Publisher {
-    /// An HTTP publisher posting to `url` with `Authorization: Bearer token`.
-    pub fn http(url: &str, token: &str, channel: &str) -> anyhow::Result<Self> {
+    /// An HTTP publisher posting to `url` with `Authorization: Bearer token`, with up to
+    /// `in_flight` requests unanswered at once.
+    pub fn http(url: &str, token: &str, channel: &str, in_flight: usize) -> anyhow::Result<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         Ok(Publisher::Http(Box::new(HttpPublisher {
@@ -57,6 +64,8 @@ impl Publisher {
                 .parse()
                 .context("--publish-token is not a valid header value")?,
             channel: channel.to_owned(),
+            pending: JoinSet::new(),
+            in_flight: in_flight.max(1),
         })))
     }
 
@@ -98,26 +107,35 @@ impl Publisher {
     pub async fn publish(&mut self, seq: u64) -> anyhow::Result<()> {
         match self {
             Publisher::Http(h) => {
-                let HttpPublisher {
-                    client,
-                    uri,
-                    auth,
-                    channel,
-                } = &**h;
-                let body = protocol::http_publish_body(channel, &protocol::payload(seq, now_us()));
-                let req = http::Request::post(uri.clone())
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .header(http::header::AUTHORIZATION, auth.clone())
-                    .body(Full::new(Bytes::from(body)))?;
-                let resp = client.request(req).await.context("publish request")?;
-                let status = resp.status();
-                let body = resp.into_body().collect().await?.to_bytes();
-                if !status.is_success() {
-                    bail!(
-                        "publish answered {status}: {}",
-                        String::from_utf8_lossy(&body)
-                    );
+                // An earlier request's failure ends the run here; a full window waits for
+                // the oldest answers.
+                while let Some(done) = h.pending.try_join_next() {
+                    done??;
                 }
+                while h.pending.len() >= h.in_flight {
+                    if let Some(done) = h.pending.join_next().await {
+                        done??;
+                    }
+                }
+                let body =
+                    protocol::http_publish_body(&h.channel, &protocol::payload(seq, now_us()));
+                let req = http::Request::post(h.uri.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(http::header::AUTHORIZATION, h.auth.clone())
+                    .body(Full::new(Bytes::from(body)))?;
+                let client = h.client.clone();
+                h.pending.spawn(async move {
+                    let resp = client.request(req).await.context("publish request")?;
+                    let status = resp.status();
+                    let body = resp.into_body().collect().await?.to_bytes();
+                    if !status.is_success() {
+                        bail!(
+                            "publish answered {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                    Ok(())
+                });
                 Ok(())
             }
             Publisher::Ws {
@@ -138,5 +156,15 @@ impl Publisher {
                 Ok(())
             }
         }
+    }
+
+    /// Waits for every publish handed over to be answered; the first failure is returned.
+    pub async fn finish(&mut self) -> anyhow::Result<()> {
+        if let Publisher::Http(h) = self {
+            while let Some(done) = h.pending.join_next().await {
+                done??;
+            }
+        }
+        Ok(())
     }
 }

@@ -75,9 +75,10 @@ impl Run {
         Ok((report, stats, subs))
     }
 
-    async fn publisher(&self) -> anyhow::Result<Publisher> {
+    /// A publisher with up to `in_flight` HTTP publishes unanswered at once.
+    async fn publisher(&self, in_flight: usize) -> anyhow::Result<Publisher> {
         match &self.publish_http {
-            Some((url, token)) => Publisher::http(url, token, &self.channel),
+            Some((url, token)) => Publisher::http(url, token, &self.channel, in_flight),
             None => Publisher::ws(&self.ep, &self.channel).await,
         }
     }
@@ -163,7 +164,8 @@ pub struct Fanout {
 pub async fn fanout(run: &Run, p: &Fanout) -> anyhow::Result<bool> {
     let (mut report, stats, subs) = run.subscribed("fanout", p.subscribers).await?;
     let n = p.subscribers as u64;
-    let mut publisher = run.publisher().await?;
+    // One publish at a time: the next waits for every delivery of the previous one.
+    let mut publisher = run.publisher(1).await?;
     // Time from each publish to its last delivery.
     let spread = Histogram::default();
     let mut lost = 0;
@@ -190,6 +192,7 @@ pub async fn fanout(run: &Run, p: &Fanout) -> anyhow::Result<bool> {
         }
         tokio::time::sleep(p.interval).await;
     }
+    publisher.finish().await?;
     let h = &stats.latency;
     let dropped = stats.dropped.load(Relaxed);
     report
@@ -244,7 +247,11 @@ pub struct Throughput {
 pub async fn throughput(run: &Run, p: &Throughput) -> anyhow::Result<bool> {
     let (mut report, stats, subs) = run.subscribed("throughput", p.subscribers).await?;
     let n = p.subscribers as u64;
-    let mut publisher = run.publisher().await?;
+    // Publishes are handed over without waiting for the previous answer, as many as the
+    // window lets be undelivered: a publisher waiting for each answer would bound the rate
+    // by the server's answer time under load, not by its deliveries.
+    let in_flight = usize::try_from(p.window).unwrap_or(usize::MAX);
+    let mut publisher = run.publisher(in_flight).await?;
     let mut ticker = p.rate.map(|r| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001)));
         // A publisher that falls behind sends at the rate it can, not in bursts.
@@ -307,6 +314,7 @@ pub async fn throughput(run: &Run, p: &Throughput) -> anyhow::Result<bool> {
     let saturated = client_pct
         .parse::<f64>()
         .is_ok_and(|pct| pct >= 90.0 * threads);
+    publisher.finish().await?;
     let expected = seq * n;
     let delivered = delivered_by(&stats, expected, Instant::now() + p.drain).await;
     let lost = expected.saturating_sub(delivered);

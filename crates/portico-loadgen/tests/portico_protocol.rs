@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // tests unwrap; a panic is the failure report
 
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -18,9 +19,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 async fn mock_hub() -> String {
+    let (deliveries, _) = broadcast::channel::<String>(4096);
+    mock_hub_with(deliveries).await
+}
+
+async fn mock_hub_with(deliveries: broadcast::Sender<String>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (deliveries, _) = broadcast::channel::<String>(4096);
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
@@ -90,6 +95,56 @@ async fn connection(stream: TcpStream, deliveries: broadcast::Sender<String>) {
             }
         }
     }
+}
+
+/// The mock's `POST /internal/publish`: answers no publish until two have been unanswered at
+/// the same moment (then every publish, 202), or 503 after 5 s, so a publisher that waits for
+/// each answer before sending the next one fails the run.
+async fn mock_publish_api(deliveries: broadcast::Sender<String>) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use tokio::sync::watch;
+
+    #[derive(Clone)]
+    struct State {
+        deliveries: broadcast::Sender<String>,
+        pending: Arc<AtomicUsize>,
+        overlapped: Arc<watch::Sender<bool>>,
+    }
+    async fn publish(
+        axum::extract::State(s): axum::extract::State<State>,
+        body: String,
+    ) -> StatusCode {
+        if s.pending.fetch_add(1, Ordering::SeqCst) + 1 >= 2 {
+            s.overlapped.send_replace(true);
+        }
+        let mut overlapped = s.overlapped.subscribe();
+        let waited =
+            tokio::time::timeout(Duration::from_secs(5), overlapped.wait_for(|seen| *seen)).await;
+        s.pending.fetch_sub(1, Ordering::SeqCst);
+        if waited.is_err() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let out = json!({"type": v["event"], "data": v["data"],
+            "metadata": {"channel": v["channel"], "offset": 1, "timestamp": "2026-01-01T00:00:00Z"}});
+        let _ = s.deliveries.send(out.to_string());
+        StatusCode::ACCEPTED
+    }
+    let state = State {
+        deliveries,
+        pending: Arc::default(),
+        overlapped: Arc::new(watch::channel(false).0),
+    };
+    let app = axum::Router::new()
+        .route("/internal/publish", axum::routing::post(publish))
+        .with_state(state);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/internal/publish")
 }
 
 /// Runs the binary on a blocking thread, so the mock keeps serving on the runtime.
@@ -169,6 +224,41 @@ async fn throughput_loses_nothing_in_flat_out_mode() {
         .parse()
         .unwrap();
     assert!(rate > 0.0, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_publishes_do_not_wait_for_each_others_answers() {
+    let (deliveries, _) = broadcast::channel::<String>(4096);
+    let url = mock_hub_with(deliveries.clone()).await;
+    let publish_url = mock_publish_api(deliveries).await;
+    let out = loadgen(
+        &url,
+        "good",
+        &[
+            "--publish-url",
+            &publish_url,
+            "--publish-token",
+            "service",
+            "throughput",
+            "--subscribers",
+            "10",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.1",
+            "--window",
+            "4",
+        ],
+    )
+    .await;
+    let line = result_line(&out);
+    assert!(
+        out.status.success(),
+        "{line}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(line.contains("publish_via=http"), "{line}");
+    assert!(line.contains(" lost=0 "), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
