@@ -68,13 +68,11 @@ impl Upstreams {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        identity::insert_identity(&mut headers, identity);
-        if let Some(token) = self
-            .signer
-            .as_ref()
-            .and_then(|s| s.token(identity, &endpoint.upstream))
-        {
-            headers.insert(identity::token::HEADER, token);
+        match &self.signer {
+            Some(signer) => signer
+                .headers(identity, &endpoint.upstream)
+                .insert_into(&mut headers),
+            None => identity::insert_identity(&mut headers, identity),
         }
         if let Ok(v) = HeaderValue::from_str(connection_id) {
             headers.insert(CONNECTION_HEADER, v);

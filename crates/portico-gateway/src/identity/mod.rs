@@ -157,30 +157,56 @@ pub fn strip_reserved(headers: &mut HeaderMap, internal_token_header: Option<&He
 /// Adds `X-User-ID`, `X-User-Email` and `X-User-Permissions` for `identity`. Values that
 /// cannot be header values (control characters) are left out and logged.
 pub fn insert_identity(headers: &mut HeaderMap, identity: &Identity) {
-    // Names as constants (a `&'static str` name is checked again on every insert), values
-    // handed over without a second copy.
-    let mut put =
-        |name: HeaderName, value: bytes::Bytes| match HeaderValue::from_maybe_shared(value) {
-            Ok(v) => {
-                headers.insert(name, v);
-            }
+    IdentityHeaders::new(identity, None).insert_into(headers);
+}
+
+/// The headers that tell an upstream who calls: `X-User-ID`, `X-User-Email`,
+/// `X-User-Permissions` (comma list) and, when signed, `X-Portico-Identity`. Made once per
+/// caller and upstream by [`token::IdentitySigner::headers`] and inserted by copying
+/// reference-counted values.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaders {
+    values: Vec<(HeaderName, HeaderValue)>,
+    token: Option<HeaderValue>,
+}
+
+impl IdentityHeaders {
+    /// The headers for `identity`, with `token` as `X-Portico-Identity`. Values that cannot
+    /// be header values (control characters) are left out and logged.
+    pub fn new(identity: &Identity, token: Option<HeaderValue>) -> Self {
+        let mut values = Vec::with_capacity(3);
+        let mut put = |name: HeaderName, value: Vec<u8>| match HeaderValue::from_maybe_shared(
+            bytes::Bytes::from(value),
+        ) {
+            Ok(v) => values.push((name, v)),
             Err(_) => tracing::warn!(
                 header = name.as_str(),
                 "identity value is not a valid header value; left out"
             ),
         };
-    put(
-        X_USER_ID,
-        bytes::Bytes::copy_from_slice(identity.user_id.as_bytes()),
-    );
-    put(
-        X_USER_EMAIL,
-        bytes::Bytes::copy_from_slice(identity.email.as_bytes()),
-    );
-    put(
-        X_USER_PERMISSIONS,
-        identity.permissions.join(",").into_bytes().into(),
-    );
+        put(X_USER_ID, identity.user_id.as_bytes().to_vec());
+        put(X_USER_EMAIL, identity.email.as_bytes().to_vec());
+        put(
+            X_USER_PERMISSIONS,
+            identity.permissions.join(",").into_bytes(),
+        );
+        Self { values, token }
+    }
+
+    /// The `X-Portico-Identity` value, when one was made.
+    pub fn token(&self) -> Option<&HeaderValue> {
+        self.token.as_ref()
+    }
+
+    /// Sets every one of these headers on `headers` (replacing what is there).
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.values {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(token) = &self.token {
+            headers.insert(token::HEADER, token.clone());
+        }
+    }
 }
 
 /// `X-User-ID`.

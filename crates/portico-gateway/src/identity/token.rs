@@ -11,7 +11,10 @@
 //! A token is made once per identity and upstream and reused for [`REUSE`] (half its
 //! lifetime, so a token handed on always has at least 30 s left): signing costs about as much
 //! as the rest of a proxied request, and every request of a signed-in user would otherwise
-//! pay it. The request is named by `X-Request-ID`, not by the token.
+//! pay it. The `X-User-*` values are made with it ([`IdentityHeaders`]), so a request of a
+//! caller seen before copies four prepared header values. The reuse is per serving thread
+//! (no lock or shared counter on the request path; a thread signs its own token). The request
+//! is named by `X-Request-ID`, not by the token.
 //!
 //! Upstreams verify it with the gateway's JWKS, served at [`JWKS_PATH`]. The key is an
 //! [`IdentityKey`]: the binary keeps it in `<data_dir>/gateway-identity.key`
@@ -19,9 +22,13 @@
 //! the data directory share it. The compact form, `kid` and JWK are
 //! [`portico_core::jws`]'s, the same as auth's access tokens.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher as _, RandomState};
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use ed25519_dalek::Signer as _;
@@ -32,7 +39,9 @@ use rand::TryRngCore as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::Identity;
+use thread_local::ThreadLocal;
+
+use super::{Identity, IdentityHeaders};
 
 /// Where the gateway serves its JWKS.
 pub const JWKS_PATH: &str = "/.well-known/portico-identity-jwks.json";
@@ -42,8 +51,8 @@ pub const ISSUER: &str = "portico-gateway";
 pub const LIFETIME: Duration = Duration::from_secs(60);
 /// How long a token is handed out again for the same identity and upstream.
 pub const REUSE: Duration = Duration::from_secs(30);
-/// How many identity/upstream pairs keep a token at most.
-const REUSE_CAPACITY: u64 = 10_000;
+/// How many identity/upstream pairs each serving thread keeps a token for at most.
+const REUSE_CAPACITY: usize = 10_000;
 /// The header carrying the token.
 pub const HEADER: http::HeaderName = http::HeaderName::from_static("x-portico-identity");
 
@@ -203,40 +212,6 @@ struct Claims<'a> {
     exp: u64,
 }
 
-impl Claims<'_> {
-    /// Every claim but the times (and the fixed issuer), each length-prefixed, lists after
-    /// their length: two different sets of claims never share a key. Built per proxied
-    /// request of an identified caller, so it is plain byte pushing, not JSON.
-    fn reuse_key(&self) -> Vec<u8> {
-        let texts = [self.aud, self.sub, self.email, self.token_type];
-        let lists = [self.permissions, self.roles];
-        let size = texts.iter().map(|t| t.len() + 4).sum::<usize>()
-            + lists
-                .iter()
-                .flat_map(|list| list.iter())
-                .map(|t| t.len() + 4)
-                .sum::<usize>()
-            + 8;
-        let mut key = Vec::with_capacity(size);
-        let mut put = |bytes: &[u8]| {
-            let length = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            key.extend_from_slice(&length.to_le_bytes());
-            key.extend_from_slice(bytes);
-        };
-        for text in texts {
-            put(text.as_bytes());
-        }
-        for list in lists {
-            let count = u32::try_from(list.len()).unwrap_or(u32::MAX);
-            put(&count.to_le_bytes());
-            for item in list {
-                put(item.as_bytes());
-            }
-        }
-        key
-    }
-}
-
 /// Signs identity tokens with the gateway's key at the injected clock's time.
 #[derive(Debug, Clone)]
 pub struct IdentitySigner {
@@ -244,24 +219,52 @@ pub struct IdentitySigner {
     clock: SharedClock,
     /// The JWKS document, serialized once.
     jwks: bytes::Bytes,
-    /// Tokens made, with their `iat`, by the claims they carry but the times
-    /// ([`Claims::reuse_key`]).
-    made: moka::sync::Cache<Vec<u8>, (HeaderValue, u64)>,
+    /// Each serving thread's headers made in the last [`REUSE`].
+    made: Arc<ThreadLocal<RefCell<Made>>>,
+}
+
+/// One thread's identity headers, by caller and upstream.
+#[derive(Debug, Default)]
+struct Made {
+    hasher: RandomState,
+    /// By the hash of the credential id and the audience; a hit must also carry the same
+    /// claims (an API key's permissions can change while its id does not).
+    entries: HashMap<u64, MadeFor>,
+}
+
+/// Headers made for one caller and upstream.
+#[derive(Debug)]
+struct MadeFor {
+    audience: Box<str>,
+    identity: Identity,
+    /// The token's `iat`.
+    iat: u64,
+    headers: Arc<IdentityHeaders>,
+}
+
+impl MadeFor {
+    /// Whether these headers say what `identity` calling `audience` at `now` needs.
+    fn serves(&self, identity: &Identity, audience: &str, now: u64) -> bool {
+        now >= self.iat
+            && now - self.iat < REUSE.as_secs()
+            && *self.audience == *audience
+            && self.identity.user_id == identity.user_id
+            && self.identity.email == identity.email
+            && self.identity.kind == identity.kind
+            && self.identity.permissions == identity.permissions
+            && self.identity.roles == identity.roles
+    }
 }
 
 impl IdentitySigner {
     /// A signer with `key`, reading the time from `clock`.
     pub fn new(key: IdentityKey, clock: SharedClock) -> Self {
         let jwks = bytes::Bytes::from(key.jwks().to_string());
-        let made = moka::sync::Cache::builder()
-            .max_capacity(REUSE_CAPACITY)
-            .time_to_live(REUSE)
-            .build();
         Self {
             key,
             clock,
             jwks,
-            made,
+            made: Arc::new(ThreadLocal::new()),
         }
     }
 
@@ -274,12 +277,54 @@ impl IdentitySigner {
     /// the one made for them in the last [`REUSE`] (by the injected clock), else a new one;
     /// `None` (logged) if it cannot be a header value.
     pub fn token(&self, identity: &Identity, audience: &str) -> Option<HeaderValue> {
+        self.headers(identity, audience).token().cloned()
+    }
+
+    /// Every identity header for `identity` calling `audience`: the `X-User-*` values and
+    /// [`Self::token`], made once per caller and upstream in [`REUSE`] on each thread.
+    pub fn headers(&self, identity: &Identity, audience: &str) -> Arc<IdentityHeaders> {
         let now = self
             .clock
             .system_now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut claims = Claims {
+        let cell = self.made.get_or_default();
+        // Nothing below calls back into the signer, so the cell is never borrowed twice;
+        // should it be, the headers are made without the memo.
+        let Ok(mut made) = cell.try_borrow_mut() else {
+            return Arc::new(self.make(identity, audience, now));
+        };
+        let key = made
+            .hasher
+            .hash_one((identity.credential_id.as_str(), audience));
+        if let Some(entry) = made.entries.get(&key)
+            && entry.serves(identity, audience, now)
+        {
+            return entry.headers.clone();
+        }
+        let headers = Arc::new(self.make(identity, audience, now));
+        if made.entries.len() >= REUSE_CAPACITY && !made.entries.contains_key(&key) {
+            made.entries
+                .retain(|_, e| now >= e.iat && now - e.iat < REUSE.as_secs());
+            if made.entries.len() >= REUSE_CAPACITY {
+                made.entries.clear();
+            }
+        }
+        made.entries.insert(
+            key,
+            MadeFor {
+                audience: audience.into(),
+                identity: identity.clone(),
+                iat: now,
+                headers: headers.clone(),
+            },
+        );
+        headers
+    }
+
+    /// The headers for `identity` calling `audience`, with a token issued at `now`.
+    fn make(&self, identity: &Identity, audience: &str, now: u64) -> IdentityHeaders {
+        let claims = Claims {
             iss: ISSUER,
             aud: audience,
             sub: &identity.user_id,
@@ -287,32 +332,20 @@ impl IdentitySigner {
             permissions: &identity.permissions,
             roles: &identity.roles,
             token_type: identity.kind.as_str(),
-            iat: 0,
-            exp: 0,
+            iat: now,
+            exp: now.saturating_add(LIFETIME.as_secs()),
         };
-        // Every claim but the times: equal keys mean equal tokens.
-        let key = claims.reuse_key();
-        if let Some((value, iat)) = self.made.get(&key)
-            && now >= iat
-            && now - iat < REUSE.as_secs()
-        {
-            return Some(value);
-        }
-        claims.iat = now;
-        claims.exp = now.saturating_add(LIFETIME.as_secs());
         let token = portico_core::jws::sign_eddsa(&self.key.kid, &claims, |message| {
             self.key.key.sign(message).to_bytes()
         });
-        match token.map(HeaderValue::try_from) {
-            Ok(Ok(value)) => {
-                self.made.insert(key, (value.clone(), now));
-                Some(value)
-            }
+        let token = match token.map(HeaderValue::try_from) {
+            Ok(Ok(value)) => Some(value),
             _ => {
                 tracing::warn!("identity token could not be made; X-Portico-Identity left out");
                 None
             }
-        }
+        };
+        IdentityHeaders::new(identity, token)
     }
 }
 
@@ -320,39 +353,47 @@ impl IdentitySigner {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reuse_keys_tell_every_set_of_claims_apart() {
-        let (one, two) = (vec!["a,b".to_owned()], vec!["a".to_owned(), "b".to_owned()]);
-        let claims = |sub, email, permissions, roles: &'static [String]| Claims {
-            iss: ISSUER,
-            aud: "etl",
-            sub,
-            email,
-            permissions,
-            roles,
-            token_type: "user",
-            iat: 0,
-            exp: 0,
-        };
-        let keys = [
-            claims("a", "bc", &one, &[]).reuse_key(),
-            claims("ab", "c", &one, &[]).reuse_key(),
-            claims("a", "bc", &two, &[]).reuse_key(),
-            claims("a", "bc", &[], &[]).reuse_key(),
-        ];
-        for (i, a) in keys.iter().enumerate() {
-            for b in &keys[i + 1..] {
-                assert_ne!(a, b);
-            }
+    fn identity(sub: &str, email: &str, permissions: &[&str]) -> Identity {
+        Identity {
+            user_id: sub.into(),
+            email: email.into(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            roles: vec![],
+            kind: super::super::CredentialKind::User,
+            credential_id: "same-credential".into(),
+            expires_at: None,
         }
-        let mut later = claims("a", "bc", &one, &[]);
-        later.iat = 99;
-        later.exp = 199;
-        assert_eq!(
-            later.reuse_key(),
-            keys[0],
-            "the times are not part of the key"
-        );
+    }
+
+    #[test]
+    fn headers_are_reused_only_for_the_same_claims_and_audience_within_reuse() {
+        let clock = portico_core::clock::ManualClock::new();
+        let signer = IdentitySigner::new(IdentityKey::from_seed(&[7u8; 32]), clock.shared());
+        let first = signer.headers(&identity("a", "bc", &["a,b"]), "etl");
+        assert!(Arc::ptr_eq(
+            &first,
+            &signer.headers(&identity("a", "bc", &["a,b"]), "etl")
+        ));
+        // One credential id for all: only the claims tell them apart.
+        for (other, audience) in [
+            (identity("ab", "c", &["a,b"]), "etl"),
+            (identity("a", "bc", &["a", "b"]), "etl"),
+            (identity("a", "bc", &[]), "etl"),
+            (identity("a", "bc", &["a,b"]), "search"),
+        ] {
+            let made = signer.headers(&other, audience);
+            assert_ne!(made.token(), first.token(), "{other:?} {audience}");
+        }
+        let again = signer.headers(&identity("a", "bc", &["a,b"]), "etl");
+        let mut values = http::HeaderMap::new();
+        again.insert_into(&mut values);
+        assert_eq!(values["x-user-id"], "a");
+        assert_eq!(values["x-user-email"], "bc");
+        assert_eq!(values["x-user-permissions"], "a,b");
+        assert_eq!(values.get(HEADER), again.token());
+        clock.advance(REUSE);
+        let later = signer.headers(&identity("a", "bc", &["a,b"]), "etl");
+        assert_ne!(later.token(), first.token(), "a new token after REUSE");
     }
 
     #[test]

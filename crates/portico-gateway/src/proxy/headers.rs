@@ -29,7 +29,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use portico_core::RequestId;
 
 use super::trace;
-use crate::identity::{Identity, insert_identity, strip_reserved};
+use crate::identity::{IdentityHeaders, strip_reserved};
 
 /// `X-Correlation-ID`.
 const X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -105,10 +105,9 @@ const FORWARDING_HEADERS: usize = 14;
 
 /// What the gateway knows about a request when it writes the upstream's headers.
 pub(crate) struct Forwarding<'a> {
-    /// The caller, when authenticated.
-    pub identity: Option<&'a Identity>,
-    /// The signed `X-Portico-Identity` for that caller.
-    pub identity_token: Option<HeaderValue>,
+    /// The caller's identity headers (with the signed `X-Portico-Identity`), when
+    /// authenticated.
+    pub identity: Option<&'a IdentityHeaders>,
     /// The upstream's internal token header and value.
     pub internal_token: Option<&'a (HeaderName, HeaderValue)>,
     /// The upstream's `Host`.
@@ -144,10 +143,7 @@ pub(crate) fn for_upstream(mut headers: HeaderMap, forwarding: &Forwarding<'_>) 
     headers.remove(HOST);
 
     if let Some(identity) = forwarding.identity {
-        insert_identity(&mut headers, identity);
-    }
-    if let Some(token) = &forwarding.identity_token {
-        headers.insert(crate::identity::token::HEADER, token.clone());
+        identity.insert_into(&mut headers);
     }
     if let Some((name, value)) = forwarding.internal_token {
         headers.insert(name.clone(), value.clone());
@@ -315,7 +311,7 @@ mod tests {
             HeaderValue::from_static("s3cret"),
         );
         let host = HeaderValue::from_static("127.0.0.1:9002");
-        let identity = Identity {
+        let identity = crate::identity::Identity {
             user_id: "u1".into(),
             email: "a@example.com".into(),
             permissions: vec!["etl.access".into(), "x".into()],
@@ -338,8 +334,10 @@ mod tests {
         let out = for_upstream(
             incoming,
             &Forwarding {
-                identity: Some(&identity),
-                identity_token: Some(HeaderValue::from_static("a.b.c")),
+                identity: Some(&IdentityHeaders::new(
+                    &identity,
+                    Some(HeaderValue::from_static("a.b.c")),
+                )),
                 internal_token: Some(&token),
                 upstream_host: &host,
                 request_id: &id,

@@ -371,13 +371,13 @@ impl Gateway {
         let uri = upstream
             .uri(&target)
             .map_err(|_| ApiError::bad_request("the path cannot be forwarded"))?;
+        let identity_headers = identity
+            .as_ref()
+            .map(|identity| self.signer.headers(identity, &upstream.name));
         let mut headers = headers::for_upstream(
             parts.headers,
             &headers::Forwarding {
-                identity: identity.as_ref(),
-                identity_token: identity
-                    .as_ref()
-                    .and_then(|identity| self.signer.token(identity, &upstream.name)),
+                identity: identity_headers.as_deref(),
                 internal_token: upstream.internal_token.as_ref(),
                 upstream_host: &upstream.host,
                 request_id: &request_id,
