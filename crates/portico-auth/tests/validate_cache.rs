@@ -68,7 +68,7 @@ async fn in_process_validation_is_the_same_answer_with_the_expiry_as_a_time_and_
     assert_eq!(http.status, 200, "{http:?}");
     let again = server.service.validate_in_process(token).await.unwrap();
     for v in [first, again] {
-        assert_eq!(serde_json::to_value(&v.answer).unwrap(), http.json);
+        assert_eq!(serde_json::to_value(v.answer()).unwrap(), http.json);
         let exp = humantime::parse_rfc3339(http.json["expires_at"].as_str().unwrap()).unwrap();
         assert_eq!(v.expires_at, Some(exp));
         assert_eq!(v.digest, Some(Sha256::digest(token.as_bytes()).into()));
@@ -77,7 +77,7 @@ async fn in_process_validation_is_the_same_answer_with_the_expiry_as_a_time_and_
     let (key, _) = create_key(&server, token, json!({"name": "in-process"})).await;
     let v = server.service.validate_in_process(&key).await.unwrap();
     let http = server.validate(&key).await;
-    assert_eq!(serde_json::to_value(&v.answer).unwrap(), http.json);
+    assert_eq!(serde_json::to_value(v.answer()).unwrap(), http.json);
     assert_eq!(v.expires_at, None, "a key without expiry");
     assert_eq!(v.digest, Some(Sha256::digest(key.as_bytes()).into()));
     assert_error(&server.validate("not-a-token").await, 401, "AUTH_001");

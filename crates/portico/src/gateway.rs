@@ -2,10 +2,12 @@
 //! and the [`Authenticator`] that finds callers — the auth component itself when it runs in
 //! the same process (`portico up`), or the one at `[auth] url` (`portico gateway`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use portico_auth::service::AuthService;
+use portico_auth::service::{AuthService, TokenHandle};
 use portico_core::clock::SystemClock;
 use portico_core::error::ApiError;
 use portico_gateway::identity::remote::{RemoteAuthSettings, RemoteAuthenticator};
@@ -14,6 +16,7 @@ use portico_gateway::settings::{
     AuthMode, CorsSettings, Fallback, GatewaySettings, RateLimit, RateLimitKey, ResponseCache,
     RouteSettings, UpstreamSettings,
 };
+use thread_local::ThreadLocal;
 
 use crate::config::Config;
 use crate::config::schema::{FallbackConfig, RouteCorsConfig};
@@ -109,15 +112,73 @@ pub fn identity_key(data_dir: &Path) -> Result<IdentityKey, String> {
 
 /// The auth component of this process as the gateway's [`Authenticator`]: every check is
 /// `AuthService::validate` (with its validation cache and session revocation).
+///
+/// What a verified access token's claims make (the [`Identity`]) is kept per serving thread
+/// next to the handle of auth's cached verification, and handed out again while auth answers
+/// with that same verification: auth still decides every request (expiry, revocation,
+/// accepted keys), only the copying of the claims into a new identity is saved. API keys,
+/// whose answer can change while auth caches it, get a new identity each time.
 #[derive(Debug, Clone)]
 pub struct InProcessAuth {
     service: Arc<AuthService>,
+    made: Arc<ThreadLocal<RefCell<Made>>>,
 }
+
+/// One thread's identities of verified tokens, by the token's SHA-256, with the handle of
+/// the verification each was made from.
+type Made = HashMap<[u8; 32], (TokenHandle, Arc<Identity>)>;
+
+/// How many token identities each serving thread keeps at most (then it starts over).
+const MADE_CAPACITY: usize = 10_000;
 
 impl InProcessAuth {
     /// Authenticates through `service`.
     pub fn new(service: Arc<AuthService>) -> Self {
-        Self { service }
+        Self {
+            service,
+            made: Arc::new(ThreadLocal::new()),
+        }
+    }
+
+    async fn identify(&self, credential: &str) -> Result<Arc<Identity>, ApiError> {
+        // The credential is hashed once, by auth's validation cache, and its expiry comes as
+        // a time: nothing here repeats that work per request.
+        let validated = self
+            .service
+            .validate_in_process(credential)
+            .await
+            .map_err(ApiError::from)?;
+        let handle = validated.token_handle();
+        let made = self.made.get_or_default();
+        if let (Some(handle), Some(digest)) = (&handle, &validated.digest)
+            && let Ok(made) = made.try_borrow()
+            && let Some((seen, identity)) = made.get(digest)
+            && seen.same(handle)
+        {
+            return Ok(identity.clone());
+        }
+        let v = validated.answer();
+        let identity = Arc::new(Identity {
+            kind: CredentialKind::parse(&v.token_type).unwrap_or(CredentialKind::User),
+            credential_id: match &validated.digest {
+                Some(digest) => portico_gateway::identity::credential_id_of_digest(digest),
+                None => portico_gateway::identity::credential_id(credential),
+            },
+            expires_at: validated.expires_at,
+            user_id: v.user_id,
+            email: v.email,
+            permissions: v.permissions,
+            roles: v.roles,
+        });
+        if let (Some(handle), Some(digest)) = (handle, validated.digest)
+            && let Ok(mut made) = made.try_borrow_mut()
+        {
+            if made.len() >= MADE_CAPACITY {
+                made.clear();
+            }
+            made.insert(digest, (handle, identity.clone()));
+        }
+        Ok(identity)
     }
 }
 
@@ -126,28 +187,14 @@ impl Authenticator for InProcessAuth {
         &'a self,
         credential: &'a str,
     ) -> BoxFuture<'a, Result<Identity, ApiError>> {
-        Box::pin(async move {
-            // The credential is hashed once, by auth's validation cache, and its expiry comes
-            // as a time: nothing here repeats that work per request.
-            let validated = self
-                .service
-                .validate_in_process(credential)
-                .await
-                .map_err(ApiError::from)?;
-            let v = validated.answer;
-            Ok(Identity {
-                kind: CredentialKind::parse(&v.token_type).unwrap_or(CredentialKind::User),
-                credential_id: match &validated.digest {
-                    Some(digest) => portico_gateway::identity::credential_id_of_digest(digest),
-                    None => portico_gateway::identity::credential_id(credential),
-                },
-                expires_at: validated.expires_at,
-                user_id: v.user_id,
-                email: v.email,
-                permissions: v.permissions,
-                roles: v.roles,
-            })
-        })
+        Box::pin(async move { Ok(Identity::clone(&*self.identify(credential).await?)) })
+    }
+
+    fn authenticate_shared<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<Identity>, ApiError>> {
+        Box::pin(self.identify(credential))
     }
 }
 

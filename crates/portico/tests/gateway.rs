@@ -156,6 +156,37 @@ fn portico_up_proxies_the_etl_route_with_the_callers_identity() {
 }
 
 #[test]
+fn portico_up_refuses_a_logged_out_token_at_once_after_serving_it() {
+    // The gateway of `portico up` keeps what a token's claims made per serving thread; auth
+    // still decides every request, so a logout is seen by the very next one.
+    let upstream = Upstream::start();
+    let scratch = Scratch::new();
+    scratch.write("portico.toml", &config(upstream.addr, ""));
+    let server = Server::start(scratch.path(), &[], &[]);
+    let token = register(server.addr, "eve@example.com");
+    let bearer = format!("Bearer {token}");
+    for _ in 0..20 {
+        let res = server.get("/api/etl/jobs", &[("Authorization", &bearer)]);
+        assert_eq!(res.status, 200, "{}", res.body);
+        let head = upstream.last_head();
+        assert!(head.contains("x-user-email: eve@example.com"), "{head}");
+        assert!(head.contains("x-portico-identity: "), "{head}");
+    }
+    let out = request(
+        server.addr,
+        "POST",
+        "/auth/logout",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(out.status, 204, "{}", out.body);
+    let res = server.get("/api/etl/jobs", &[("Authorization", &bearer)]);
+    assert_eq!(res.status, 401, "{}", res.body);
+    assert_eq!(res.json()["error"]["code"], "AUTH_007");
+    assert_eq!(upstream.hits(), 20);
+}
+
+#[test]
 fn portico_up_refuses_a_caller_without_the_routes_permission() {
     let upstream = Upstream::start();
     let scratch = Scratch::new();

@@ -62,12 +62,63 @@ pub const KEY_RELOAD: Duration = Duration::from_secs(60);
 /// What [`AuthService::validate_in_process`] returns.
 #[derive(Debug, Clone)]
 pub struct InProcessValidation {
-    /// The answer `/auth/validate` gives.
-    pub answer: ValidateResponse,
     /// When the credential stops being valid, if it does.
     pub expires_at: Option<SystemTime>,
     /// SHA-256 of the credential (`None` for one over 8 KiB, which is never cached).
     pub digest: Option<[u8; 32]>,
+    what: Validated,
+}
+
+/// What was validated: a verified access token (its cached verification) or an API key's
+/// answer.
+#[derive(Debug, Clone)]
+enum Validated {
+    Token(Arc<cache::CachedToken>),
+    ApiKey(ValidateResponse),
+}
+
+/// One cached verification of an access token: two handles are [`TokenHandle::same`] while
+/// the verification they come from is the one in force, so a caller in the same process can
+/// keep what it derived from the claims (they never change for a given token) instead of
+/// deriving it again per request.
+#[derive(Debug, Clone)]
+pub struct TokenHandle(Arc<cache::CachedToken>);
+
+impl TokenHandle {
+    /// Whether both handles come from the same cached verification.
+    pub fn same(&self, other: &TokenHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl InProcessValidation {
+    /// The answer `/auth/validate` gives.
+    pub fn answer(&self) -> ValidateResponse {
+        match &self.what {
+            Validated::ApiKey(answer) => answer.clone(),
+            Validated::Token(entry) => {
+                let claims = &entry.claims;
+                ValidateResponse {
+                    valid: true,
+                    user_id: claims.sub.clone(),
+                    email: claims.email.clone().unwrap_or_default(),
+                    permissions: claims.permissions.clone(),
+                    roles: claims.roles.clone(),
+                    token_type: claims.token_type.as_str().to_owned(),
+                    expires_at: Some(rfc3339(claims.expires_at())),
+                }
+            }
+        }
+    }
+
+    /// For a verified access token, the handle of its cached verification (see
+    /// [`TokenHandle`]); `None` for an API key, whose answer can change while it is cached.
+    pub fn token_handle(&self) -> Option<TokenHandle> {
+        match &self.what {
+            Validated::Token(entry) => Some(TokenHandle(entry.clone())),
+            Validated::ApiKey(_) => None,
+        }
+    }
 }
 
 /// The auth component, shared by its HTTP handlers.
@@ -309,7 +360,7 @@ impl AuthService {
 
     /// `POST /auth/validate`: an access token, service token or API key.
     pub async fn validate(&self, token: &str) -> Result<ValidateResponse, AuthError> {
-        Ok(self.validate_in_process(token).await?.answer)
+        Ok(self.validate_in_process(token).await?.answer())
     }
 
     /// [`Self::validate`] for a caller in the same process (the gateway of `portico up`):
@@ -325,26 +376,16 @@ impl AuthService {
                 .as_deref()
                 .and_then(|t| humantime::parse_rfc3339(t).ok());
             return Ok(InProcessValidation {
-                answer,
                 expires_at,
                 digest,
+                what: Validated::ApiKey(answer),
             });
         }
         let verified = self.verify_access_cached(token, digest).await?;
-        let claims = &verified.claims;
-        let expires_at = claims.expires_at();
         Ok(InProcessValidation {
-            answer: ValidateResponse {
-                valid: true,
-                user_id: claims.sub.clone(),
-                email: claims.email.clone().unwrap_or_default(),
-                permissions: claims.permissions.clone(),
-                roles: claims.roles.clone(),
-                token_type: claims.token_type.as_str().to_owned(),
-                expires_at: Some(rfc3339(expires_at)),
-            },
-            expires_at: Some(expires_at),
+            expires_at: Some(verified.claims.expires_at()),
             digest,
+            what: Validated::Token(verified),
         })
     }
 

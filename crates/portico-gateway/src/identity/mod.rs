@@ -99,6 +99,16 @@ pub trait Authenticator: Send + Sync + 'static {
     /// The identity of `credential` (a token or API key, as presented).
     fn authenticate<'a>(&'a self, credential: &'a str)
     -> BoxFuture<'a, Result<Identity, ApiError>>;
+
+    /// [`Self::authenticate`], shared: what the gateway asks on every proxied request. An
+    /// authenticator that can hand out one identity to many requests (without copying its
+    /// strings each time) overrides this.
+    fn authenticate_shared<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> BoxFuture<'a, Result<std::sync::Arc<Identity>, ApiError>> {
+        Box::pin(async move { self.authenticate(credential).await.map(std::sync::Arc::new) })
+    }
 }
 
 /// The credential a request presents, if any: `Authorization: Bearer …`, else `X-API-Key`.

@@ -325,13 +325,13 @@ impl Gateway {
             return Err(too_large());
         }
         let identity = self.identify(route, request.headers()).await?;
-        authorize(route, identity.as_ref())?;
+        authorize(route, identity.as_deref())?;
         let decision = match limit {
             Some(limit) => {
                 limit
                     .check(
                         &route.prefix,
-                        identity.as_ref(),
+                        identity.as_deref(),
                         client_ip(request.extensions()),
                     )
                     .await?
@@ -354,7 +354,7 @@ impl Gateway {
         route: &RouteSettings,
         upstream: &Upstream,
         (fallback, cache): (Option<&RouteFallback>, Option<&RouteCache>),
-        identity: Option<Identity>,
+        identity: Option<Arc<Identity>>,
         mut request: Request,
     ) -> Result<Response, ApiError> {
         let upgrade = websocket::requested(&request);
@@ -401,7 +401,7 @@ impl Gateway {
                 &parts.method,
                 &target,
                 &mut headers,
-                identity.as_ref(),
+                identity.as_deref(),
             );
             match begin {
                 cache::Begin::Answered(response) => return Ok(response),
@@ -415,7 +415,7 @@ impl Gateway {
             headers: &headers,
         };
         let fallback = fallback.filter(|_| upgrade.is_none());
-        let fallback = fallback::for_call(fallback, route, call, identity.as_ref(), store);
+        let fallback = fallback::for_call(fallback, route, call, identity.as_deref(), store);
         let outcome = upstream
             .send(Call {
                 method: parts.method,
@@ -446,14 +446,16 @@ impl Gateway {
         &self,
         route: &RouteSettings,
         headers: &HeaderMap,
-    ) -> Result<Option<Identity>, ApiError> {
+    ) -> Result<Option<Arc<Identity>>, ApiError> {
         let presented = match route.auth {
             AuthMode::None => return Ok(None),
             AuthMode::Required => Some(credential(headers)?.ok_or_else(missing_token)?),
             AuthMode::Optional => credential(headers)?,
         };
         match presented {
-            Some(credential) => Ok(Some(self.authenticator.authenticate(credential).await?)),
+            Some(credential) => Ok(Some(
+                self.authenticator.authenticate_shared(credential).await?,
+            )),
             None => Ok(None),
         }
     }
