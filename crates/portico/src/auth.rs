@@ -93,7 +93,7 @@ pub async fn start(
 ) -> Result<Arc<AuthService>, AuthStartError> {
     let url = config.database.url.as_ref().map(|u| u.as_str());
     let store = Store::open(url, &config.server.data_dir).await?;
-    tracing::info!(backend = ?store.backend(), "portico up: database ready");
+    tracing::info!(backend = ?store.backend(), "database ready");
     let service = AuthService::start(settings(config), store.clone(), clock).await?;
     health.register_fn("database", true, move || {
         let store = store.clone();

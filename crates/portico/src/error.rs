@@ -32,9 +32,15 @@ pub enum CliError {
         /// The issue that builds it.
         issue: u32,
     },
-    /// `portico up` failed while running.
-    #[error("portico up: {0}")]
-    Up(#[from] UpError),
+    /// `portico up` (or `auth`, `gateway`, `realtime`, which it runs with one role) failed
+    /// while starting or running.
+    #[error("portico {command}: {source}")]
+    Up {
+        /// The command as typed (`up`, `gateway`, …).
+        command: &'static str,
+        /// What failed.
+        source: UpError,
+    },
     /// An admin command failed (unknown user or role, bad password, database down).
     #[error("portico admin: {0}")]
     Admin(String),
@@ -45,7 +51,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config { .. } | CliError::Usage(_) => EXIT_USAGE,
-            CliError::NotBuilt { .. } | CliError::Up(_) | CliError::Admin(_) => EXIT_RUNTIME,
+            CliError::NotBuilt { .. } | CliError::Up { .. } | CliError::Admin(_) => EXIT_RUNTIME,
         }
     }
 }

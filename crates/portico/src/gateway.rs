@@ -203,7 +203,7 @@ impl Authenticator for InProcessAuth {
 pub fn remote_auth(config: &Config) -> Result<RemoteAuthenticator, String> {
     let Some(url) = &config.auth.url else {
         return Err(
-            "portico gateway needs to know where auth runs: set [auth] url (or PORTICO_AUTH__URL), e.g. \"http://127.0.0.1:8081\""
+            "set [auth] url (or PORTICO_AUTH__URL) to where auth runs, e.g. \"http://127.0.0.1:8081\""
                 .into(),
         );
     };

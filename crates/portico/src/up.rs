@@ -127,10 +127,12 @@ pub fn run(config: Config, options: UpOptions) -> Result<(), CliError> {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
     };
+    let command = options.role.command();
+    let failed = move |source| CliError::Up { command, source };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(UpError::Runtime)?;
+        .map_err(|e| failed(UpError::Runtime(e)))?;
     let export = config
         .telemetry
         .otlp_endpoint
@@ -143,14 +145,14 @@ pub fn run(config: Config, options: UpOptions) -> Result<(), CliError> {
     let tracing = telemetry::init_tracing_with_export(format, &options.log_level, export).map_err(
         |e| match e {
             TelemetryError::InvalidFilter { .. } => CliError::Usage(format!("--log-level: {e}")),
-            other => CliError::Up(UpError::Telemetry(other.to_string())),
+            other => failed(UpError::Telemetry(other.to_string())),
         },
     )?;
     let served = runtime.block_on(serve(config, options));
     // Spans still queued go out now, on the runtime that is still alive (bounded by the
     // exporter's timeout).
     tracing.shutdown();
-    served.map_err(CliError::Up)
+    served.map_err(failed)
 }
 
 async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
@@ -181,9 +183,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         }
         Role::Gateway | Role::Realtime => {
             let remote = crate::gateway::remote_auth(&config).map_err(|e| match role {
-                Role::Realtime => {
-                    UpError::Realtime(e.replace("portico gateway", "portico realtime"))
-                }
+                Role::Realtime => UpError::Realtime(e),
                 _ => UpError::Gateway(e),
             })?;
             // Critical: without auth no credential can be checked that is not cached.

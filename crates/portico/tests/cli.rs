@@ -71,16 +71,18 @@ fn commands_of_later_issues_parse_then_exit_1_naming_the_issue() {
 #[test]
 fn gateway_or_realtime_alone_without_the_auth_url_says_what_to_set() {
     let scratch = Scratch::new();
-    for command in ["gateway", "realtime"] {
+    for (command, component) in [("gateway", "the gateway"), ("realtime", "the realtime hub")] {
         let out = run(scratch.path(), &[command, "--listen", "127.0.0.1:0"], &[]);
         assert_eq!(out.code, Some(1), "{out:?}");
+        // Named by the command that was run, once.
         assert!(
-            out.stderr.contains(&format!(
-                "portico {command} needs to know where auth runs: set [auth] url (or PORTICO_AUTH__URL)"
-            )),
+            out.stderr.lines().any(|l| l.starts_with(&format!(
+                "portico {command}: cannot start {component}: set [auth] url (or PORTICO_AUTH__URL) to where auth runs"
+            ))),
             "{}",
             out.stderr
         );
+        assert!(!out.stderr.contains("portico up"), "{}", out.stderr);
     }
 }
 

@@ -182,14 +182,16 @@ fn a_port_in_use_is_a_clear_error_with_exit_1() {
     let scratch = Scratch::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = run(scratch.path(), &["up", "--listen", &addr], &[]);
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(
-        out.stderr
-            .contains(&format!("portico up: cannot listen on {addr}")),
-        "{}",
-        out.stderr
-    );
+    for command in ["up", "auth", "gateway", "realtime"] {
+        let out = run(scratch.path(), &[command, "--listen", &addr], &[]);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("portico {command}: cannot listen on {addr}")),
+            "{command}: {}",
+            out.stderr
+        );
+    }
 }
 
 #[test]
