@@ -296,6 +296,36 @@ async fn hung_attempt_times_out_counts_as_failure_and_is_retried() {
 }
 
 #[tokio::test]
+async fn clients_sharing_a_breaker_open_and_see_one_circuit() {
+    let clock = ManualClock::new();
+    let upstream = Upstream::start(vec![Reply::Status(503, "down")]).await;
+    let billing = |breaker: Option<portico_resilience::breaker::CircuitBreaker>| {
+        let mut b = UpstreamClient::builder("billing", upstream.url())
+            .preset(Preset::Billing)
+            .clock(clock.shared());
+        if let Some(breaker) = breaker {
+            b = b.breaker(breaker);
+        }
+        b.build().unwrap()
+    };
+    let first = billing(None);
+    let second = billing(Some(first.breaker().clone()));
+    let separate = billing(None);
+    let threshold = Preset::Billing.policy().failure_threshold.get();
+    for _ in 0..threshold {
+        let response = second.post_json("/charge", "{}").await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(first.breaker().state(), State::Open);
+    assert!(matches!(
+        first.post_json("/charge", "{}").await,
+        Err(ClientError::CircuitOpen { .. })
+    ));
+    assert_eq!(upstream.requests() as u32, threshold);
+    assert_eq!(separate.breaker().state(), State::Closed);
+}
+
+#[tokio::test]
 async fn post_is_not_retried_unless_allowed() {
     let clock = ManualClock::new();
     let upstream = Upstream::start(vec![Reply::Status(503, "down")]).await;

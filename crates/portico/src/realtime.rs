@@ -12,6 +12,7 @@ use portico_gateway::identity::{Authenticator, IdentityKey};
 use portico_realtime::settings::{Endpoint, Namespace, RealtimeSettings};
 use portico_realtime::upstream::Upstreams;
 use portico_realtime::{Hub, HubParts};
+use portico_resilience::breaker::CircuitBreaker;
 use portico_resilience::client::UpstreamClient;
 
 use crate::config::Config;
@@ -55,14 +56,16 @@ pub fn settings(config: &Config) -> RealtimeSettings {
     }
 }
 
-/// Builds the hub: upstream clients for every upstream an action or a check names, the
-/// identity key for `X-Portico-Identity`, and the upstreams' internal tokens as credentials
+/// Builds the hub: upstream clients for every upstream an action or a check names (with the
+/// gateway's circuit breaker of that upstream when `breakers` has one), the identity key for
+/// `X-Portico-Identity`, and the upstreams' internal tokens as credentials
 /// of the publish API. With `[redis] url` the hub shares offsets, history, presence and
 /// fan-out with every other instance on that Redis, and does not start without it.
 pub async fn hub(
     config: &Config,
     authenticator: Arc<dyn Authenticator>,
     identity_key: Option<IdentityKey>,
+    breakers: &BTreeMap<String, CircuitBreaker>,
     shutdown: Shutdown,
 ) -> Result<Hub, String> {
     let settings = settings(config);
@@ -86,6 +89,9 @@ pub async fn hub(
         let mut builder = UpstreamClient::builder(name, u.url.as_str()).policy(u.policy);
         if let Some(token) = &u.internal_token {
             builder = builder.internal_token(u.internal_token_header.as_str(), token.expose());
+        }
+        if let Some(breaker) = breakers.get(name) {
+            builder = builder.breaker(breaker.clone());
         }
         let client = builder
             .build()

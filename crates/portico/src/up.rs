@@ -7,6 +7,7 @@
 //! `--listen`), and serves until SIGTERM or Ctrl-C, then drains for `server.drain_timeout`.
 //! Meanwhile SIGHUP or an edit of the config file reloads the gateway ([`crate::reload`]).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -205,32 +206,17 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         ),
         None => None,
     };
-    if let (Role::Up | Role::Realtime, Some(authenticator)) = (role, &authenticator) {
-        let hub = crate::realtime::hub(
-            &config,
-            authenticator.clone(),
-            identity_key.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .map_err(UpError::Realtime)?;
-        tracing::info!(
-            "portico {}: realtime hub on /ws ({} broker, {} namespace{}, {} routed action{})",
-            role.command(),
-            hub.broker_kind(),
-            config.realtime.namespaces.len(),
-            crate::plural(config.realtime.namespaces.len()),
-            config.realtime.actions.len(),
-            crate::plural(config.realtime.actions.len()),
-        );
-        health.register(hub.health_check());
-        components = components.merge(hub.router());
-    }
-    // `portico realtime` serves the hub alone; the gateway runs in `up` and `gateway`.
+    // The hub runs in `up` and `realtime`, the gateway in `up` and `gateway`.
+    let hub_authenticator = authenticator
+        .clone()
+        .filter(|_| matches!(role, Role::Up | Role::Realtime));
     let authenticator = authenticator.filter(|_| role != Role::Realtime);
+    // The gateway's circuit breakers, by upstream: the hub's routed actions use the same
+    // ones, so `/status/services` and both components see one circuit per upstream.
+    let mut breakers = BTreeMap::new();
     let mut reloader = None;
     let mut front_cell = None;
-    let status = match authenticator.zip(identity_key) {
+    let status = match authenticator.zip(identity_key.clone()) {
         Some((authenticator, identity_key)) => {
             let mut settings = crate::gateway::settings(&config);
             settings.identity_key = Some(identity_key.clone());
@@ -253,6 +239,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             let cell = GatewayCell::new(&gateway);
             components = components.merge(cell.router());
             front_cell = Some(cell.clone());
+            breakers = gateway.breakers();
             let status = ServiceStatus::from_breakers(gateway.breakers());
             let running = reload::Running {
                 authenticator,
@@ -273,6 +260,28 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             ServiceStatus::new(&config)
         }
     };
+    if let Some(authenticator) = hub_authenticator {
+        let hub = crate::realtime::hub(
+            &config,
+            authenticator,
+            identity_key,
+            &breakers,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(UpError::Realtime)?;
+        tracing::info!(
+            "portico {}: realtime hub on /ws ({} broker, {} namespace{}, {} routed action{})",
+            role.command(),
+            hub.broker_kind(),
+            config.realtime.namespaces.len(),
+            crate::plural(config.realtime.namespaces.len()),
+            config.realtime.actions.len(),
+            crate::plural(config.realtime.actions.len()),
+        );
+        health.register(hub.health_check());
+        components = components.merge(hub.router());
+    }
     let app = router(&config, health, &metrics, status, components);
 
     // Shown absolute so the operator knows exactly where the store and keys are.

@@ -317,3 +317,50 @@ fn portico_realtime_processes_on_one_redis_form_one_hub_redis() {
         .collect();
     assert_eq!(offsets, vec![2, 3, 4]);
 }
+
+#[test]
+fn portico_up_hub_actions_and_the_gateway_share_one_circuit_per_upstream() {
+    // An upstream that fails every call.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in upstream.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    let scratch = Scratch::new();
+    scratch.write(
+        "portico.toml",
+        &format!(
+            "{CONFIG}\n[upstreams.agent]\nurl = \"http://{upstream_addr}\"\nfailure_threshold = 3\n\n\
+             [realtime.actions]\nstart_agent = {{ upstream = \"agent\", path = \"/api/agent/start\" }}\n"
+        ),
+    );
+    let server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
+    let token = register(server.addr, "grace@example.com");
+    let mut ws = connect(server.addr, &token);
+    assert_eq!(next(&mut ws)["type"], "connection_established");
+    let start = json!({"action": "start_agent", "data": {"message": "hi"}}).to_string();
+    for _ in 0..3 {
+        ws.send(Message::text(start.clone())).unwrap();
+        let answer = next(&mut ws);
+        assert_eq!(answer["type"], "error", "{answer}");
+    }
+    // The hub's three failures opened the circuit the gateway reports.
+    let status = server.get("/status/services", &[]).json();
+    assert_eq!(status["services"]["agent"]["state"], "open", "{status}");
+    ws.send(Message::text(start)).unwrap();
+    let refused = next(&mut ws);
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["data"]["code"], "SYS_002", "{refused}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -112,6 +112,7 @@ impl UpstreamClient {
             retry_non_idempotent: false,
             deadline: None,
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            breaker: None,
         }
     }
 
@@ -374,6 +375,7 @@ pub struct UpstreamClientBuilder {
     retry_non_idempotent: bool,
     deadline: Option<Duration>,
     max_response_body: usize,
+    breaker: Option<CircuitBreaker>,
 }
 
 impl UpstreamClientBuilder {
@@ -430,6 +432,14 @@ impl UpstreamClientBuilder {
         self
     }
 
+    /// Uses `breaker` instead of a new one: clients of one upstream that share it (the
+    /// gateway's and the realtime hub's in one process) see one circuit, opened by either's
+    /// failures. Its threshold and recovery are then the ones it was made with.
+    pub fn breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<UpstreamClient, ConfigError> {
         let base: Uri = self
@@ -457,7 +467,10 @@ impl UpstreamClientBuilder {
             .failure_threshold(self.policy.failure_threshold.get())
             .recovery_timeout(self.policy.recovery_timeout)
             .build()?;
-        let breaker = CircuitBreaker::new(self.name.clone(), breaker_config, clock.clone());
+        let breaker = match self.breaker {
+            Some(shared) => shared,
+            None => CircuitBreaker::new(self.name.clone(), breaker_config, clock.clone()),
+        };
         let mut retry = RetryPolicy::builder()
             .max_attempts(self.policy.max_attempts.get())
             .backoff(self.backoff);
