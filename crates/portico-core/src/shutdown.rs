@@ -355,18 +355,29 @@ async fn drain(
     in_flight: &AtomicUsize,
 ) -> std::io::Result<()> {
     tokio::pin!(server);
-    // Biased: once shutdown has triggered, the drain is logged even when every serving
-    // thread has already finished (idle servers stop at once).
-    tokio::select! {
+    let ended_first = tokio::select! {
         biased;
-        () = shutdown.wait() => {}
-        result = &mut server => return result,
-    }
+        () = shutdown.wait() => None,
+        result = &mut server => Some(result),
+    };
+    // Idle servers stop at once when shutdown triggers, and the server can be seen done
+    // before the trigger is (the wait above may yield to tokio's cooperative budget even
+    // though the trigger was sent): a server that stopped because of the shutdown still
+    // logs its drain.
+    let drained_already = match ended_first {
+        Some(result) if !shutdown.is_triggered() => return result,
+        Some(result) => Some(result),
+        None => None,
+    };
     tracing::info!(
         in_flight = in_flight.load(Ordering::SeqCst),
         "draining for up to {}: no new connections, waiting for in-flight requests",
         humantime::format_duration(drain_timeout)
     );
+    if let Some(result) = drained_already {
+        tracing::info!("drained");
+        return result;
+    }
     match tokio::time::timeout(drain_timeout, server).await {
         Ok(result) => {
             tracing::info!("drained");
