@@ -87,10 +87,12 @@ const BUS_PING: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// `KEYS`: meta, history. `ARGV`: new epoch, frame head, frame tail, history size, history
-/// ttl (ms), meta ttl (ms), bus channel, excluded connection, channel.
-/// Returns `{offset, epoch}`.
-const PUBLISH: &str = r"
+/// The start of the scripts that read a channel's position (`KEYS[1]` its meta hash,
+/// `KEYS[2]` its history, `ARGV[1]` a new epoch): `epoch` is the channel's, made now (with
+/// offset 0 and the history dropped) when the channel has none.
+macro_rules! epoch_of_meta {
+    () => {
+        r"
 if redis.replicate_commands then redis.replicate_commands() end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -98,6 +100,16 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
 end
+"
+    };
+}
+
+/// `KEYS`: meta, history. `ARGV`: new epoch, frame head, frame tail, history size, history
+/// ttl (ms), meta ttl (ms), bus channel, excluded connection, channel.
+/// Returns `{offset, epoch}`.
+const PUBLISH: &str = concat!(
+    epoch_of_meta!(),
+    r"
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 local o = string.format('%d', offset)
 local frame = ARGV[2] .. o .. ARGV[3]
@@ -119,20 +131,16 @@ end
 redis.call('PUBLISH', ARGV[7],
   'p' .. o .. ' ' .. #ARGV[8] .. ' ' .. #ARGV[9] .. ' ' .. ARGV[8] .. ARGV[9] .. frame)
 return {offset, epoch}
-";
+"
+);
 
 /// `KEYS`: meta, history. `ARGV`: new epoch, meta ttl (ms), since offset (-1: none), since
 /// epoch, history size, history ttl (ms).
 /// Returns `{epoch, offset, frames after since…}` (frames only when the epochs match; each
 /// kept frame within the bounds).
-const RECOVER: &str = r"
-if redis.replicate_commands then redis.replicate_commands() end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-end
+const RECOVER: &str = concat!(
+    epoch_of_meta!(),
+    r"
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -153,7 +161,8 @@ for _, e in ipairs(redis.call('LRANGE', KEYS[2], -size, -1)) do
   end
 end
 return out
-";
+"
+);
 
 /// `KEYS`: meta. `ARGV`: meta ttl (ms). Keeps a subscribed channel's epoch alive.
 const KEEP: &str = r"
