@@ -176,9 +176,18 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     let role = options.role;
     let shutdown = Shutdown::new();
     let mut components = Router::new();
+    // Whether to say how to create the first admin (no user holds the `admin` role yet).
+    let mut first_admin = false;
     let authenticator: Option<Arc<dyn Authenticator>> = match role {
         Role::Up | Role::Auth => {
             let auth = crate::auth::start(&config, SystemClock::shared(), &health).await?;
+            first_admin = match auth.has_admin().await {
+                Ok(has) => !has,
+                Err(e) => {
+                    tracing::warn!("cannot tell whether an admin exists: {e}");
+                    false
+                }
+            };
             components = components.merge(portico_auth::api::router(auth.clone()));
             (role == Role::Up).then(|| Arc::new(InProcessAuth::new(auth)) as Arc<dyn Authenticator>)
         }
@@ -293,6 +302,13 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     );
     tracing::info!("portico {command}: data directory {}", shown_dir.display());
     tracing::info!("portico {command}: listening on http://{bound}");
+    if first_admin {
+        tracing::info!(
+            "portico {command}: no admin yet; create the first (from this directory, with the \
+             same --config): echo 'a long password' | portico admin user create \
+             --email you@example.com --password-stdin --role admin"
+        );
+    }
 
     shutdown.listen_for_signals();
     reload::spawn(reloader, shutdown.clone());

@@ -215,3 +215,50 @@ fn admin_errors_are_plain_words_with_exit_1() {
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("no such user"), "{}", out.stderr);
 }
+
+#[test]
+fn up_says_how_to_create_the_first_admin_until_there_is_one() {
+    let scratch = Scratch::new();
+    scratch.write("portico.toml", CONFIG);
+    let hint = "no admin yet; create the first";
+    let server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
+    let line = server
+        .wait_for_line(|l| l.contains(hint))
+        .unwrap_or_else(|| panic!("no hint in {:?}", server.output()));
+    assert!(
+        line.contains(
+            "portico admin user create --email you@example.com --password-stdin --role admin"
+        ),
+        "{line}"
+    );
+    drop(server);
+
+    let (code, out, err) = admin(
+        &scratch,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        "a long enough password\n",
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
+    assert!(
+        server
+            .wait_for_line(|l| l.contains("serving thread"))
+            .is_some(),
+        "{:?}",
+        server.output()
+    );
+    assert!(
+        !server.output().iter().any(|l| l.contains(hint)),
+        "{:?}",
+        server.output()
+    );
+}

@@ -181,6 +181,11 @@ impl AuthService {
         }))
     }
 
+    /// Whether any user holds the `admin` role (`portico up` says how to make the first).
+    pub async fn has_admin(&self) -> Result<bool, AuthError> {
+        self.store.role_is_held("admin").await.map_err(store_error)
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &AuthSettings {
         &self.settings

@@ -254,6 +254,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether any user holds `role`.
+    pub async fn role_is_held(&self, role: &str) -> Result<bool, StoreError> {
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM user_roles WHERE role = $1 LIMIT 1")
+                .bind(role)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        Ok(holder.is_some())
+    }
+
     /// The user's roles, sorted by name (bytewise, the same on every backend).
     pub async fn roles_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let mut roles: Vec<String> =

@@ -138,13 +138,17 @@ pub(crate) async fn password_hash_is_stored_with_the_user_and_replaceable(ctx: C
 pub(crate) async fn roles_are_granted_once_and_revoked(ctx: Ctx) {
     let store = &ctx.store;
     let user = new_user(store, "r@example.com").await;
+    assert!(!store.role_is_held("admin").await.unwrap());
     assert!(store.grant_role(&user.id, "viewer", t0()).await.unwrap());
+    assert!(!store.role_is_held("admin").await.unwrap());
     assert!(store.grant_role(&user.id, "admin", t0()).await.unwrap());
+    assert!(store.role_is_held("admin").await.unwrap());
     assert!(!store.grant_role(&user.id, "admin", at(1)).await.unwrap());
     assert_eq!(store.roles_of(&user.id).await.unwrap(), ["admin", "viewer"]);
     assert!(store.revoke_role(&user.id, "admin").await.unwrap());
     assert!(!store.revoke_role(&user.id, "admin").await.unwrap());
     assert_eq!(store.roles_of(&user.id).await.unwrap(), ["viewer"]);
+    assert!(!store.role_is_held("admin").await.unwrap());
 }
 
 pub(crate) async fn records_of_unknown_users_are_refused_as_not_found(ctx: Ctx) {
