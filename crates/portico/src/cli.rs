@@ -56,7 +56,7 @@ pub enum Command {
     Auth(ServeArgs),
     /// Run the realtime WebSocket hub alone, for scale-out (asks auth at `[auth] url`)
     Realtime(ServeArgs),
-    /// Run one of the seed demo upstreams (not built yet: issue #7)
+    /// Run one of the seed demo upstreams (built so far: etl; the others: issue #7)
     Demo(DemoArgs),
     /// Manage users, API keys and signing keys in the configured store
     Admin {
@@ -108,6 +108,15 @@ pub struct DemoArgs {
         hide_env_values = true
     )]
     pub client_secret: Option<String>,
+    /// The upstream's internal token (its `internal_token` in Portico's config), which the
+    /// gateway's calls carry
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "PORTICO_DEMO_INTERNAL_TOKEN",
+        hide_env_values = true
+    )]
+    pub internal_token: Option<String>,
 }
 
 /// The demo upstreams.
@@ -214,7 +223,13 @@ impl Command {
             | Command::Gateway(_)
             | Command::Realtime(_)
             | Command::Config { .. } => None,
-            Command::Demo(_) => Some(("demo", 7)),
+            Command::Demo(DemoArgs { name, .. }) => match name {
+                DemoName::Etl => None,
+                DemoName::Agent => Some(("demo agent", 7)),
+                DemoName::Search => Some(("demo search", 7)),
+                DemoName::Collab => Some(("demo collab", 7)),
+                DemoName::Tutor => Some(("demo tutor", 7)),
+            },
             Command::Admin { .. } => None,
         }
     }

@@ -44,6 +44,9 @@ pub enum CliError {
     /// An admin command failed (unknown user or role, bad password, database down).
     #[error("portico admin: {0}")]
     Admin(String),
+    /// A demo upstream could not start or stopped with an error.
+    #[error("portico demo: {0}")]
+    Demo(String),
 }
 
 impl CliError {
@@ -51,7 +54,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config { .. } | CliError::Usage(_) => EXIT_USAGE,
-            CliError::NotBuilt { .. } | CliError::Up { .. } | CliError::Admin(_) => EXIT_RUNTIME,
+            CliError::NotBuilt { .. }
+            | CliError::Up { .. }
+            | CliError::Admin(_)
+            | CliError::Demo(_) => EXIT_RUNTIME,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod front;
 pub mod gateway;
@@ -108,8 +109,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             let config = load(&source, &env)?;
             admin::run(&config, command)
         }
-        // Every other command was answered by `not_built` above.
-        _ => Err(CliError::Usage("this command is not available".to_owned())),
+        // Demos not built yet were answered by `not_built` above.
+        Command::Demo(args) => demo::run(args, cli.log_format, &cli.log_level),
     }
 }
 

@@ -1,0 +1,24 @@
+//! The demo upstreams of DESIGN.md ("Demo upstreams"): small services shaped like the seed
+//! systems' own, that trust the identity Portico forwards and push their events through the
+//! realtime hub with [`portico_sdk`]. `portico demo <name>` runs one.
+//!
+//! # Layout
+//! - `etl`: seed 002's ETL service ([`etl::router`]).
+//!
+//! The other demos (agent, search, collab, tutor) are not built yet.
+#![forbid(unsafe_code)]
+
+pub mod etl;
+
+use portico_sdk::Publisher;
+
+/// What every demo is given.
+#[derive(Debug, Clone)]
+pub struct DemoSettings {
+    /// Where Portico runs (`http://127.0.0.1:8080`).
+    pub portico: String,
+    /// Publishes the demo's events, when a service client was given.
+    pub publisher: Option<Publisher>,
+    /// The upstream's internal token, which calls from the gateway carry.
+    pub internal_token: Option<String>,
+}
