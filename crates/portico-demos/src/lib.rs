@@ -4,11 +4,13 @@
 //!
 //! # Layout
 //! - `etl`: seed 002's ETL service ([`etl::router`]).
+//! - `tutor`: seed 004's slow, sometimes failing AI tutor ([`tutor::router`]).
 //!
-//! The other demos (agent, search, collab, tutor) are not built yet.
+//! The other demos (agent, search, collab) are not built yet.
 #![forbid(unsafe_code)]
 
 pub mod etl;
+pub mod tutor;
 
 use portico_sdk::Publisher;
 

@@ -22,6 +22,7 @@ pub fn run(args: DemoArgs, log_format: LogFormatArg, log_level: &str) -> Result<
     let failed = |e: String| CliError::Demo(e);
     let (name, port) = match args.name {
         DemoName::Etl => ("etl", portico_demos::etl::DEFAULT_PORT),
+        DemoName::Tutor => ("tutor", portico_demos::tutor::DEFAULT_PORT),
         // `Command::not_built` answers for the others.
         _ => return Err(failed("this demo is not built yet".into())),
     };
@@ -42,7 +43,16 @@ pub fn run(args: DemoArgs, log_format: LogFormatArg, log_level: &str) -> Result<
         publisher,
         internal_token: args.internal_token.clone(),
     };
-    let app = portico_demos::etl::router(settings).map_err(failed)?;
+    let app = match args.name {
+        DemoName::Tutor => {
+            let tutor = portico_demos::tutor::TutorSettings {
+                fail_rate: args.fail_rate,
+            };
+            portico_demos::tutor::router(settings, tutor)
+        }
+        _ => portico_demos::etl::router(settings),
+    }
+    .map_err(CliError::Usage)?;
     let addr = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));

@@ -30,7 +30,7 @@ fn help_of_a_later_command_says_which_issue_builds_it() {
     let out = run(scratch.path(), &["--help"], &[]);
     assert!(
         out.stdout
-            .contains("(built so far: etl; the others: issue #7)"),
+            .contains("(built so far: etl, tutor; the others: issue #7)"),
         "{}",
         out.stdout
     );
@@ -51,11 +51,11 @@ fn commands_of_later_issues_parse_then_exit_1_naming_the_issue() {
                 "--log-level",
                 "debug",
                 "demo",
-                "tutor",
+                "collab",
                 "--config",
                 "x.toml",
             ],
-            "portico demo tutor: not built yet (lands with issue #7)",
+            "portico demo collab: not built yet (lands with issue #7)",
         ),
     ];
     for (args, message) in cases {
