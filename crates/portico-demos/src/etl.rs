@@ -14,11 +14,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portico_core::error::{ApiError, ErrorCode};
-use portico_sdk::{Caller, Target, Verifier};
+use portico_sdk::{Caller, Target};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::DemoSettings;
+use crate::trust::Trust;
 
 /// The port `portico demo etl` listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9002;
@@ -30,21 +31,15 @@ const STEP: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 struct Etl {
     settings: DemoSettings,
-    verifier: Option<Verifier>,
+    trust: Trust,
     jobs: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 /// The service's routes.
 pub fn router(settings: DemoSettings) -> Result<Router, String> {
-    let verifier = match &settings.internal_token {
-        Some(token) => {
-            Some(Verifier::internal_token("X-Internal-Auth", token).map_err(|e| e.to_string())?)
-        }
-        None => None,
-    };
     let etl = Etl {
+        trust: Trust::new(&settings)?,
         settings,
-        verifier,
         jobs: Arc::default(),
     };
     Ok(Router::new()
@@ -63,21 +58,16 @@ struct Start {
 }
 
 impl Etl {
-    /// The caller, when the call comes from the gateway with the internal token.
+    /// The caller, when the call comes from the gateway with the internal token (seed 002
+    /// refuses a call without it with 403, not 401).
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let Some(verifier) = &self.verifier else {
-            return Err(ApiError::new(
-                ErrorCode::Sys001,
-                "the demo runs without --internal-token: set the etl upstream's internal_token",
-            ));
-        };
         if !headers.contains_key("x-internal-auth") {
             return Err(ApiError::new(
                 ErrorCode::Auth006,
                 "X-Internal-Auth is required: call through Portico",
             ));
         }
-        verifier.caller(headers).await.map_err(|e| {
+        self.trust.caller(headers).await.map_err(|e| {
             if e.code() == ErrorCode::Auth001 {
                 ApiError::new(ErrorCode::Auth006, "X-Internal-Auth does not match")
             } else {

@@ -4,12 +4,18 @@
 //!
 //! # Layout
 //! - `etl`: seed 002's ETL service ([`etl::router`]).
+//! - `search`: seed 001's search over a chroma-like store that fails on cue
+//!   ([`search::router`]).
 //! - `tutor`: seed 004's slow, sometimes failing AI tutor ([`tutor::router`]).
+//! - `trust` (the internal-token check) and `failure` (failing on purpose), which they share.
 //!
-//! The other demos (agent, search, collab) are not built yet.
+//! The other demos (agent, collab) are not built yet.
 #![forbid(unsafe_code)]
 
 pub mod etl;
+mod failure;
+pub mod search;
+mod trust;
 pub mod tutor;
 
 use portico_sdk::Publisher;

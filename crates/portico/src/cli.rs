@@ -56,7 +56,7 @@ pub enum Command {
     Auth(ServeArgs),
     /// Run the realtime WebSocket hub alone, for scale-out (asks auth at `[auth] url`)
     Realtime(ServeArgs),
-    /// Run one of the seed demo upstreams (built so far: etl, tutor; the others: issue #7)
+    /// Run one of the seed demo upstreams (built so far: etl, search, tutor; the others: issue #7)
     Demo(DemoArgs),
     /// Manage users, API keys and signing keys in the configured store
     Admin {
@@ -117,7 +117,7 @@ pub struct DemoArgs {
         hide_env_values = true
     )]
     pub internal_token: Option<String>,
-    /// `tutor`: the share of calls that fail, 0 to 1
+    /// `search`, `tutor`: the share of calls that fail, 0 to 1
     #[arg(
         long,
         value_name = "RATE",
@@ -232,9 +232,8 @@ impl Command {
             | Command::Realtime(_)
             | Command::Config { .. } => None,
             Command::Demo(DemoArgs { name, .. }) => match name {
-                DemoName::Etl | DemoName::Tutor => None,
+                DemoName::Etl | DemoName::Search | DemoName::Tutor => None,
                 DemoName::Agent => Some(("demo agent", 7)),
-                DemoName::Search => Some(("demo search", 7)),
                 DemoName::Collab => Some(("demo collab", 7)),
             },
             Command::Admin { .. } => None,

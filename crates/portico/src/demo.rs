@@ -23,6 +23,7 @@ pub fn run(args: DemoArgs, log_format: LogFormatArg, log_level: &str) -> Result<
     let (name, port) = match args.name {
         DemoName::Etl => ("etl", portico_demos::etl::DEFAULT_PORT),
         DemoName::Tutor => ("tutor", portico_demos::tutor::DEFAULT_PORT),
+        DemoName::Search => ("search", portico_demos::search::DEFAULT_PORT),
         // `Command::not_built` answers for the others.
         _ => return Err(failed("this demo is not built yet".into())),
     };
@@ -44,12 +45,8 @@ pub fn run(args: DemoArgs, log_format: LogFormatArg, log_level: &str) -> Result<
         internal_token: args.internal_token.clone(),
     };
     let app = match args.name {
-        DemoName::Tutor => {
-            let tutor = portico_demos::tutor::TutorSettings {
-                fail_rate: args.fail_rate,
-            };
-            portico_demos::tutor::router(settings, tutor)
-        }
+        DemoName::Tutor => portico_demos::tutor::router(settings, args.fail_rate),
+        DemoName::Search => portico_demos::search::router(settings, args.fail_rate),
         _ => portico_demos::etl::router(settings),
     }
     .map_err(CliError::Usage)?;

@@ -30,7 +30,7 @@ fn help_of_a_later_command_says_which_issue_builds_it() {
     let out = run(scratch.path(), &["--help"], &[]);
     assert!(
         out.stdout
-            .contains("(built so far: etl, tutor; the others: issue #7)"),
+            .contains("(built so far: etl, search, tutor; the others: issue #7)"),
         "{}",
         out.stdout
     );
