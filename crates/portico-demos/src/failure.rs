@@ -4,14 +4,35 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
 use portico_core::error::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::DemoSettings;
 use crate::trust::Trust;
+
+/// The routes of a demo that fails on purpose: `route` at `path`, `/health` and
+/// `POST /control/failing`; `fail_rate` of its calls fail (0 to 1).
+pub(crate) fn router(
+    settings: &DemoSettings,
+    fail_rate: f64,
+    path: &str,
+    route: MethodRouter<(Trust, Failure)>,
+) -> Result<Router, String> {
+    let state = (Trust::new(settings)?, Failure::new(fail_rate)?);
+    Ok(Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": "healthy"})) }),
+        )
+        .route(path, route)
+        .route("/control/failing", post(control))
+        .with_state(state))
+}
 
 /// When a demo fails.
 #[derive(Debug, Clone)]
@@ -52,7 +73,7 @@ struct Failing {
 }
 
 /// `POST /control/failing {"failing": bool}`.
-pub(crate) async fn control(
+async fn control(
     State((trust, failure)): State<(Trust, Failure)>,
     headers: HeaderMap,
     body: axum::body::Bytes,

@@ -5,7 +5,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use portico_core::error::{ApiError, ErrorCode};
 use serde::Deserialize;
@@ -28,15 +28,7 @@ const DOCUMENTS: [&str; 4] = [
 
 /// The service's routes; `fail_rate` of its searches fail (0 to 1).
 pub fn router(settings: DemoSettings, fail_rate: f64) -> Result<Router, String> {
-    let state = (Trust::new(&settings)?, Failure::new(fail_rate)?);
-    Ok(Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(json!({"status": "healthy"})) }),
-        )
-        .route("/v1/api/search", get(search))
-        .route("/control/failing", post(failure::control))
-        .with_state(state))
+    failure::router(&settings, fail_rate, "/v1/api/search", get(search))
 }
 
 #[derive(Deserialize)]

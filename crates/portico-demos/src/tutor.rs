@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use portico_core::error::{ApiError, ErrorCode};
 use serde::Deserialize;
@@ -24,15 +24,7 @@ const THINKING: Duration = Duration::from_millis(150);
 
 /// The service's routes; `fail_rate` of its answers fail (0 to 1).
 pub fn router(settings: DemoSettings, fail_rate: f64) -> Result<Router, String> {
-    let state = (Trust::new(&settings)?, Failure::new(fail_rate)?);
-    Ok(Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(json!({"status": "healthy"})) }),
-        )
-        .route("/api/tutor/ask", post(ask))
-        .route("/control/failing", post(failure::control))
-        .with_state(state))
+    failure::router(&settings, fail_rate, "/api/tutor/ask", post(ask))
 }
 
 #[derive(Deserialize)]

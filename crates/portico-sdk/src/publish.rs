@@ -138,20 +138,14 @@ impl Publisher {
         let bytes = serde_json::to_vec(body).map_err(|e| PublishError::Invalid(e.to_string()))?;
         for renewed in [false, true] {
             let token = self.token(renewed).await?;
-            let response = self
-                .client
-                .post(&url)
-                .bearer_auth(&token)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(bytes.clone())
-                .send()
-                .await
-                .map_err(|e| PublishError::Unreachable(e.to_string()))?;
-            let status = response.status();
-            let text = response
-                .bytes()
-                .await
-                .map_err(|e| PublishError::Unreachable(e.to_string()))?;
+            let (status, text) = answer_of(
+                self.client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone()),
+            )
+            .await?;
             if status.is_success() {
                 return Ok(serde_json::from_slice(&text).unwrap_or(Value::Null));
             }
@@ -183,22 +177,14 @@ impl Publisher {
         {
             return Ok(value.clone());
         }
-        let response = self
-            .client
-            .post(format!("{}/auth/token", self.base))
-            .form(&[
+        let (status, text) = answer_of(self.client.post(format!("{}/auth/token", self.base)).form(
+            &[
                 ("grant_type", "client_credentials"),
                 ("client_id", id.as_str()),
                 ("client_secret", secret.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| PublishError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        let text = response
-            .bytes()
-            .await
-            .map_err(|e| PublishError::Unreachable(e.to_string()))?;
+            ],
+        ))
+        .await?;
         if !status.is_success() {
             return Err(refused(status, &text));
         }
@@ -219,6 +205,16 @@ impl Publisher {
         ));
         Ok(value)
     }
+}
+
+/// Sends `request` and reads its whole answer.
+async fn answer_of(
+    request: reqwest::RequestBuilder,
+) -> Result<(http::StatusCode, bytes::Bytes), PublishError> {
+    let unreachable = |e: reqwest::Error| PublishError::Unreachable(e.to_string());
+    let response = request.send().await.map_err(unreachable)?;
+    let status = response.status();
+    Ok((status, response.bytes().await.map_err(unreachable)?))
 }
 
 /// The error of a non-2xx answer, from its envelope when it has one.

@@ -6,68 +6,12 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{DEADLINE, JSON, Scratch, Server, portico, register, request};
+use support::{Demo, JSON, Scratch, Server, free_addr, register, request};
 use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::{self, Message};
-
-/// A free port on 127.0.0.1 (free when this returns: the demo binds it right after).
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_demo(scratch: &Scratch, addr: SocketAddr, portico_url: &str) -> Demo {
-    let listen = addr.to_string();
-    let child = portico(
-        scratch.path(),
-        &[
-            "demo",
-            "etl",
-            "--listen",
-            &listen,
-            "--portico",
-            portico_url,
-            "--client-id",
-            "etl-demo",
-            "--internal-token",
-            "etl-internal-secret",
-        ],
-        &[("PORTICO_DEMO_CLIENT_SECRET", "etl-demo-secret-0123456789")],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let demo = Demo(child);
-    let until = Instant::now() + DEADLINE;
-    while TcpStream::connect(addr).is_err()
-        || request(addr, "GET", "/health", &[], b"").status != 200
-    {
-        assert!(
-            Instant::now() < until,
-            "the etl demo did not start on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    demo
-}
 
 #[test]
 fn pulse_etl_jobs_through_portico_with_progress_over_the_hub() {
@@ -104,7 +48,21 @@ permissions = ["etl.access"]
         ),
     );
     let server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
-    let demo = start_demo(&scratch, demo_addr, &format!("http://{}", server.addr));
+    let portico_url = format!("http://{}", server.addr);
+    let demo = Demo::start(
+        scratch.path(),
+        "etl",
+        demo_addr,
+        &[
+            "--portico",
+            &portico_url,
+            "--client-id",
+            "etl-demo",
+            "--internal-token",
+            "etl-internal-secret",
+        ],
+        &[("PORTICO_DEMO_CLIENT_SECRET", "etl-demo-secret-0123456789")],
+    );
     let token = register(server.addr, "ops@example.com");
     let bearer = format!("Bearer {token}");
     let auth = [("Authorization", bearer.as_str()), JSON[0]];

@@ -6,27 +6,11 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-
-use support::{DEADLINE, JSON, Scratch, Server, portico, register, request};
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Demo, Scratch, Server, free_addr, register};
 
 #[test]
 fn caudex_search_falls_back_to_the_last_good_answer_while_chroma_fails() {
-    let search: SocketAddr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let search = free_addr();
     let scratch = Scratch::new();
     scratch.write(
         "portico.toml",
@@ -50,31 +34,13 @@ fallback = {{ cache = true }}
         ),
     );
     let server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
-    let listen = search.to_string();
-    let _demo = Demo(
-        portico(
-            scratch.path(),
-            &[
-                "demo",
-                "search",
-                "--listen",
-                &listen,
-                "--internal-token",
-                "search-internal-secret",
-            ],
-            &[],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
+    let _demo = Demo::start(
+        scratch.path(),
+        "search",
+        search,
+        &["--internal-token", "search-internal-secret"],
+        &[],
     );
-    let until = Instant::now() + DEADLINE;
-    while TcpStream::connect(search).is_err() {
-        assert!(Instant::now() < until, "the search demo did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let token = register(server.addr, "analyst@example.com");
     let bearer = format!("Bearer {token}");
     let find = |q: &str| {
@@ -90,18 +56,7 @@ fallback = {{ cache = true }}
     assert!(!fresh.json()["results"].as_array().unwrap().is_empty());
     assert_eq!(fresh.header("x-portico-fallback"), None);
 
-    let told = request(
-        search,
-        "POST",
-        "/control/failing",
-        &[
-            JSON[0],
-            ("X-Internal-Auth", "search-internal-secret"),
-            ("X-User-ID", "ops"),
-        ],
-        br#"{"failing":true}"#,
-    );
-    assert_eq!(told.status, 200, "{}", told.body);
+    Demo::set_failing(search, "search-internal-secret", true);
     for _ in 0..2 {
         let kept = find("breakers");
         assert_eq!(kept.status, 200, "{}", kept.body);

@@ -6,27 +6,11 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-
-use support::{DEADLINE, JSON, Scratch, Server, portico, register, request};
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Demo, JSON, Scratch, Server, free_addr, register, request};
 
 #[test]
 fn codementor_tutor_failures_open_the_circuit_and_the_fallback_answers() {
-    let tutor: SocketAddr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let tutor = free_addr();
     let scratch = Scratch::new();
     scratch.write(
         "portico.toml",
@@ -49,31 +33,13 @@ fallback = {{ status = 200, json = {{ reply = "The tutor is busy; here is a hint
         ),
     );
     let server = Server::start(scratch.path(), &["--config", "portico.toml"], &[]);
-    let listen = tutor.to_string();
-    let _demo = Demo(
-        portico(
-            scratch.path(),
-            &[
-                "demo",
-                "tutor",
-                "--listen",
-                &listen,
-                "--internal-token",
-                "tutor-internal-secret",
-            ],
-            &[],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
+    let _demo = Demo::start(
+        scratch.path(),
+        "tutor",
+        tutor,
+        &["--internal-token", "tutor-internal-secret"],
+        &[],
     );
-    let until = Instant::now() + DEADLINE;
-    while TcpStream::connect(tutor).is_err() {
-        assert!(Instant::now() < until, "the tutor demo did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let token = register(server.addr, "learner@example.com");
     let bearer = format!("Bearer {token}");
     let ask = || {
@@ -92,18 +58,7 @@ fallback = {{ status = 200, json = {{ reply = "The tutor is busy; here is a hint
     assert_eq!(answer.header("x-portico-fallback"), None);
 
     // The tutor starts failing (told directly, with its internal token).
-    let told = request(
-        tutor,
-        "POST",
-        "/control/failing",
-        &[
-            JSON[0],
-            ("X-Internal-Auth", "tutor-internal-secret"),
-            ("X-User-ID", "ops"),
-        ],
-        br#"{"failing":true}"#,
-    );
-    assert_eq!(told.status, 200, "{}", told.body);
+    Demo::set_failing(tutor, "tutor-internal-secret", true);
     for _ in 0..3 {
         let fallback = ask();
         assert_eq!(fallback.status, 200, "{}", fallback.body);
@@ -119,18 +74,7 @@ fallback = {{ status = 200, json = {{ reply = "The tutor is busy; here is a hint
     assert_eq!(status["services"]["tutor"]["state"], "open", "{status}");
 
     // While the circuit is open the tutor is not called: it recovers, the fallback stays.
-    let told = request(
-        tutor,
-        "POST",
-        "/control/failing",
-        &[
-            JSON[0],
-            ("X-Internal-Auth", "tutor-internal-secret"),
-            ("X-User-ID", "ops"),
-        ],
-        br#"{"failing":false}"#,
-    );
-    assert_eq!(told.status, 200, "{}", told.body);
+    Demo::set_failing(tutor, "tutor-internal-secret", false);
     let fallback = ask();
     assert_eq!(fallback.header("x-portico-fallback"), Some("static"));
 }

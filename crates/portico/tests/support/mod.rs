@@ -343,3 +343,73 @@ impl Server {
         assert!(status.success(), "kill -{signal} failed");
     }
 }
+
+/// A free address on 127.0.0.1 (free when this returns: the caller binds it right after).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A `portico demo …` process, killed when dropped.
+pub struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Demo {
+    /// Runs `portico demo <name> --listen <addr> <extra>` in `dir` and waits until it answers
+    /// `/health`.
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        addr: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Demo {
+        let listen = addr.to_string();
+        let mut args = vec!["demo", name, "--listen", &listen];
+        args.extend_from_slice(extra);
+        let child = portico(dir, &args, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let demo = Demo(child);
+        let until = Instant::now() + DEADLINE;
+        while TcpStream::connect(addr).is_err()
+            || request(addr, "GET", "/health", &[], b"").status != 200
+        {
+            assert!(
+                Instant::now() < until,
+                "portico demo {name} did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        demo
+    }
+
+    /// Tells a `search` or `tutor` demo to fail every call (or to stop failing), as the
+    /// gateway would call it: with its internal token.
+    pub fn set_failing(addr: SocketAddr, internal_token: &str, failing: bool) {
+        let body = format!(r#"{{"failing":{failing}}}"#);
+        let told = request(
+            addr,
+            "POST",
+            "/control/failing",
+            &[
+                JSON[0],
+                ("X-Internal-Auth", internal_token),
+                ("X-User-ID", "ops"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(told.status, 200, "{}", told.body);
+    }
+}
