@@ -66,14 +66,18 @@ permissions = ["etl.access"]
     let token = register(server.addr, "ops@example.com");
     let bearer = format!("Bearer {token}");
     let auth = [("Authorization", bearer.as_str()), JSON[0]];
+    let start = |job: &str| {
+        let body = format!(r#"{{"job":"{job}"}}"#);
+        request(
+            server.addr,
+            "POST",
+            "/api/etl/jobs/start",
+            &auth,
+            body.as_bytes(),
+        )
+    };
 
-    let bad = request(
-        server.addr,
-        "POST",
-        "/api/etl/jobs/start",
-        &auth,
-        br#"{"job":"salesforce_sync"}"#,
-    );
+    let bad = start("salesforce_sync");
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert_eq!(bad.json()["error"]["code"], "REQ_001");
 
@@ -92,13 +96,7 @@ permissions = ["etl.access"]
     assert_eq!(around.status, 403, "{}", around.body);
     assert_eq!(around.json()["error"]["code"], "AUTH_006");
 
-    let started = request(
-        server.addr,
-        "POST",
-        "/api/etl/jobs/start",
-        &auth,
-        br#"{"job":"jira_sync"}"#,
-    );
+    let started = start("jira_sync");
     assert_eq!(started.status, 202, "{}", started.body);
     let job_id = started.json()["job_id"].as_str().unwrap().to_owned();
 
@@ -153,13 +151,7 @@ permissions = ["etl.access"]
 
     // The ETL service stops: Portico answers 503 SYS_002 for it.
     drop(demo);
-    let down = request(
-        server.addr,
-        "POST",
-        "/api/etl/jobs/start",
-        &auth,
-        br#"{"job":"jira_sync"}"#,
-    );
+    let down = start("jira_sync");
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(down.json()["error"]["code"], "SYS_002");
 }
