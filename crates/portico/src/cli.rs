@@ -56,7 +56,7 @@ pub enum Command {
     Auth(ServeArgs),
     /// Run the realtime WebSocket hub alone, for scale-out (asks auth at `[auth] url`)
     Realtime(ServeArgs),
-    /// Run one of the seed demo upstreams (built so far: etl, search, tutor; the others: issue #7)
+    /// Run one of the seed demo upstreams (built so far: agent, etl, search, tutor; collab: issue #7)
     Demo(DemoArgs),
     /// Manage users, API keys and signing keys in the configured store
     Admin {
@@ -232,8 +232,7 @@ impl Command {
             | Command::Realtime(_)
             | Command::Config { .. } => None,
             Command::Demo(DemoArgs { name, .. }) => match name {
-                DemoName::Etl | DemoName::Search | DemoName::Tutor => None,
-                DemoName::Agent => Some(("demo agent", 7)),
+                DemoName::Agent | DemoName::Etl | DemoName::Search | DemoName::Tutor => None,
                 DemoName::Collab => Some(("demo collab", 7)),
             },
             Command::Admin { .. } => None,

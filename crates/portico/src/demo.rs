@@ -21,6 +21,7 @@ pub fn run(args: DemoArgs, log_format: LogFormatArg, log_level: &str) -> Result<
         .map_err(|e| CliError::Usage(format!("--log-level: {e}")))?;
     let failed = |e: String| CliError::Demo(e);
     let (name, port) = match args.name {
+        DemoName::Agent => ("agent", portico_demos::agent::DEFAULT_PORT),
         DemoName::Etl => ("etl", portico_demos::etl::DEFAULT_PORT),
         DemoName::Tutor => ("tutor", portico_demos::tutor::DEFAULT_PORT),
         DemoName::Search => ("search", portico_demos::search::DEFAULT_PORT),
@@ -47,6 +48,7 @@ pub fn run(args: DemoArgs, log_format: LogFormatArg, log_level: &str) -> Result<
     let app = match args.name {
         DemoName::Tutor => portico_demos::tutor::router(settings, args.fail_rate),
         DemoName::Search => portico_demos::search::router(settings, args.fail_rate),
+        DemoName::Agent => portico_demos::agent::router(settings),
         _ => portico_demos::etl::router(settings),
     }
     .map_err(CliError::Usage)?;

@@ -30,7 +30,7 @@ fn help_of_a_later_command_says_which_issue_builds_it() {
     let out = run(scratch.path(), &["--help"], &[]);
     assert!(
         out.stdout
-            .contains("(built so far: etl, search, tutor; the others: issue #7)"),
+            .contains("(built so far: agent, etl, search, tutor; collab: issue #7)"),
         "{}",
         out.stdout
     );
@@ -43,8 +43,8 @@ fn commands_of_later_issues_parse_then_exit_1_naming_the_issue() {
     let scratch = Scratch::new();
     let cases: [(&[&str], &str); 2] = [
         (
-            &["demo", "agent"],
-            "portico demo agent: not built yet (lands with issue #7)",
+            &["demo", "collab"],
+            "portico demo collab: not built yet (lands with issue #7)",
         ),
         (
             &[
