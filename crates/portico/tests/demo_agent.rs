@@ -7,12 +7,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use support::{Demo, JSON, Scratch, Server, free_addr, register, request};
-use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
-use tokio_tungstenite::tungstenite::{self, Message};
+use support::{
+    Demo, JSON, Scratch, Server, free_addr, register, request, ws_connect, ws_next, ws_send,
+};
 
 #[test]
 fn netra_agent_run_started_over_the_websocket_streams_its_events_back() {
@@ -62,23 +60,12 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
     );
     let token = register(server.addr, "founder@example.com");
 
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{}/ws?token={token}", server.addr)).unwrap();
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    }
+    let mut ws = ws_connect(server.addr, &token);
     let mut next = move |send: Option<Value>| {
         if let Some(frame) = send {
-            ws.send(Message::text(frame.to_string())).unwrap();
+            ws_send(&mut ws, &frame);
         }
-        loop {
-            if let Message::Text(t) = ws.read().unwrap() {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] != "heartbeat" {
-                    return v;
-                }
-            }
-        }
+        ws_next(&mut ws)
     };
     assert_eq!(next(None)["type"], "connection_established");
     let started = next(Some(json!({"action": "start_agent", "client_id": "m1",

@@ -6,12 +6,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use support::{Demo, JSON, Scratch, Server, free_addr, register, request};
-use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
-use tokio_tungstenite::tungstenite::{self, Message};
+use support::{
+    Demo, JSON, Scratch, Server, free_addr, register, request, ws_connect, ws_next, ws_send,
+};
 
 #[test]
 fn pulse_etl_jobs_through_portico_with_progress_over_the_hub() {
@@ -101,23 +99,12 @@ permissions = ["etl.access"]
     let job_id = started.json()["job_id"].as_str().unwrap().to_owned();
 
     // The job's progress comes over the hub: no polling.
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{}/ws?token={token}", server.addr)).unwrap();
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    }
+    let mut ws = ws_connect(server.addr, &token);
     let mut next = move |send: Option<Value>| {
         if let Some(frame) = send {
-            ws.send(Message::text(frame.to_string())).unwrap();
+            ws_send(&mut ws, &frame);
         }
-        loop {
-            if let Message::Text(t) = ws.read().unwrap() {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] != "heartbeat" {
-                    return v;
-                }
-            }
-        }
+        ws_next(&mut ws)
     };
     assert_eq!(next(None)["type"], "connection_established");
     let subscribed = next(Some(

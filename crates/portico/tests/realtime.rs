@@ -4,13 +4,11 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use support::{Scratch, Server, register, request};
-use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
-use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+use support::{Scratch, Server, Ws, register, request, ws_connect as connect, ws_next as next};
+use tokio_tungstenite::tungstenite::Message;
 
 const CONFIG: &str = r#"
 [server]
@@ -36,31 +34,6 @@ fn service_token(addr: SocketAddr) -> String {
     );
     assert_eq!(res.status, 200, "{}", res.body);
     res.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn connect(addr: SocketAddr, token: &str) -> Ws {
-    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws?token={token}")).unwrap();
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    }
-    ws
-}
-
-fn next(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().unwrap() {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] != "heartbeat" {
-                    return v;
-                }
-            }
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => {}
-        }
-    }
 }
 
 fn close_of(ws: &mut Ws) -> (u16, String) {

@@ -6,15 +6,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::routing::get;
 use portico_sdk::{Caller, Publisher, Target, Verifier};
 use serde_json::{Value, json};
-use support::{Scratch, Server, register, request};
-use tokio_tungstenite::tungstenite::stream::MaybeTlsStream;
-use tokio_tungstenite::tungstenite::{self, Message};
+use support::{Scratch, Server, register, request, ws_connect, ws_next};
 
 #[test]
 fn a_service_behind_portico_knows_its_caller_and_publishes_to_them() {
@@ -93,19 +89,8 @@ permissions = ["etl.access"]
     assert_eq!(direct.json()["error"]["code"], "AUTH_003");
 
     // The service tells the user's WebSocket, with its own client-credentials token.
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{}/ws?token={token}", server.addr)).unwrap();
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    }
-    let mut next = move || loop {
-        if let Message::Text(t) = ws.read().unwrap() {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["type"] != "heartbeat" {
-                return v;
-            }
-        }
-    };
+    let mut ws = ws_connect(server.addr, &token);
+    let mut next = move || ws_next(&mut ws);
     assert_eq!(next()["type"], "connection_established");
     let publisher = Publisher::with_client_credentials(
         &portico,

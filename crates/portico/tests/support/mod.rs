@@ -413,3 +413,43 @@ impl Demo {
         assert_eq!(told.status, 200, "{}", told.body);
     }
 }
+
+/// A WebSocket client of the hub.
+pub type Ws = tokio_tungstenite::tungstenite::WebSocket<
+    tokio_tungstenite::tungstenite::stream::MaybeTlsStream<TcpStream>,
+>;
+
+/// Connects to the hub at `addr` with `token`; reads time out after 10 s.
+pub fn ws_connect(addr: SocketAddr, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::{self, stream::MaybeTlsStream};
+    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws?token={token}")).unwrap();
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    ws
+}
+
+/// The next frame the hub sends that is not a heartbeat.
+pub fn ws_next(ws: &mut Ws) -> serde_json::Value {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["type"] != "heartbeat" {
+                    return v;
+                }
+            }
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Sends `frame` to the hub.
+pub fn ws_send(ws: &mut Ws, frame: &serde_json::Value) {
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        frame.to_string(),
+    ))
+    .unwrap();
+}
