@@ -4,16 +4,17 @@
 //!
 //! # Layout
 //! - `agent`: seed 000's agent runs, streamed to the user ([`agent::router`]).
+//! - `collab`: seeds 003/004's shared code sessions with roles ([`collab::router`]).
 //! - `etl`: seed 002's ETL service ([`etl::router`]).
 //! - `search`: seed 001's search over a chroma-like store that fails on cue
 //!   ([`search::router`]).
 //! - `tutor`: seed 004's slow, sometimes failing AI tutor ([`tutor::router`]).
 //! - `trust` (the internal-token check) and `failure` (failing on purpose), which they share.
 //!
-//! The `collab` demo is not built yet.
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod collab;
 pub mod etl;
 mod failure;
 pub mod search;

@@ -109,6 +109,32 @@ impl Publisher {
         data: Value,
         metadata: Option<Value>,
     ) -> Result<u64, PublishError> {
+        self.publish_to(target, event, data, metadata, None).await
+    }
+
+    /// Like [`Publisher::publish`], but the connection `connection_id` (a routed action's
+    /// `X-Portico-Connection-ID`) does not receive it: seeds 003/004's "to everyone but the
+    /// sender" (`code-change`, `cursor-update`).
+    pub async fn publish_except(
+        &self,
+        target: Target<'_>,
+        event: &str,
+        data: Value,
+        metadata: Option<Value>,
+        connection_id: &str,
+    ) -> Result<u64, PublishError> {
+        self.publish_to(target, event, data, metadata, Some(connection_id))
+            .await
+    }
+
+    async fn publish_to(
+        &self,
+        target: Target<'_>,
+        event: &str,
+        data: Value,
+        metadata: Option<Value>,
+        exclude_connection_id: Option<&str>,
+    ) -> Result<u64, PublishError> {
         let mut body = match target {
             Target::Channel(channel) => json!({"channel": channel}),
             Target::User(user_id) => json!({"user_id": user_id}),
@@ -117,6 +143,9 @@ impl Publisher {
         body["data"] = data;
         if let Some(metadata) = metadata {
             body["metadata"] = metadata;
+        }
+        if let Some(connection_id) = exclude_connection_id {
+            body["exclude_connection_id"] = Value::from(connection_id);
         }
         let answer = self.post("/internal/publish", &body).await?;
         answer

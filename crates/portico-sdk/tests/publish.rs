@@ -91,6 +91,31 @@ async fn fake_portico() -> (String, Shared) {
 }
 
 #[tokio::test]
+async fn publish_except_names_the_connection_left_out() {
+    let (url, fake) = fake_portico().await;
+    let publisher = Publisher::with_client_credentials(&url, "collab", "s3cret").unwrap();
+    publisher
+        .publish_except(
+            Target::Channel("session:s1"),
+            "code-change",
+            json!({"code": "fn main() {}"}),
+            None,
+            "conn-7",
+        )
+        .await
+        .unwrap();
+    let fake = fake.lock().unwrap();
+    assert_eq!(
+        fake.calls,
+        [(
+            "/internal/publish".to_owned(),
+            json!({"channel": "session:s1", "event": "code-change",
+                   "data": {"code": "fn main() {}"}, "exclude_connection_id": "conn-7"})
+        )]
+    );
+}
+
+#[tokio::test]
 async fn publishes_to_channels_and_users_with_one_service_token() {
     let (url, fake) = fake_portico().await;
     let publisher = Publisher::with_client_credentials(&url, "agent", "s3cret").unwrap();

@@ -1,8 +1,6 @@
 //! The command line: every command of DESIGN.md, parsed with clap.
 //!
 //! The global flags (`--config`, `--log-format`, `--log-level`) are accepted in any position.
-//! Commands of later issues already parse their arguments, so scripts and `--help` show the
-//! final shape; running them says which issue builds them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,7 +54,7 @@ pub enum Command {
     Auth(ServeArgs),
     /// Run the realtime WebSocket hub alone, for scale-out (asks auth at `[auth] url`)
     Realtime(ServeArgs),
-    /// Run one of the seed demo upstreams (built so far: agent, etl, search, tutor; collab: issue #7)
+    /// Run one of the seed demo upstreams (agent, search, etl, collab, tutor)
     Demo(DemoArgs),
     /// Manage users, API keys and signing keys in the configured store
     Admin {
@@ -220,24 +218,6 @@ pub enum JwksCommand {
 pub enum ConfigCommand {
     /// Validate the configuration and print every problem with its line
     Check,
-}
-
-impl Command {
-    /// The issue that builds this command, and its name for messages, when it is not built yet.
-    pub fn not_built(&self) -> Option<(&'static str, u32)> {
-        match self {
-            Command::Up(_)
-            | Command::Auth(_)
-            | Command::Gateway(_)
-            | Command::Realtime(_)
-            | Command::Config { .. } => None,
-            Command::Demo(DemoArgs { name, .. }) => match name {
-                DemoName::Agent | DemoName::Etl | DemoName::Search | DemoName::Tutor => None,
-                DemoName::Collab => Some(("demo collab", 7)),
-            },
-            Command::Admin { .. } => None,
-        }
-    }
 }
 
 #[cfg(test)]

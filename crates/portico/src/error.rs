@@ -24,14 +24,6 @@ pub enum CliError {
     /// A flag was accepted by the parser but cannot be used (e.g. an invalid `--log-level`).
     #[error("portico: {0}")]
     Usage(String),
-    /// The command belongs to a later issue.
-    #[error("portico {command}: not built yet (lands with issue #{issue})")]
-    NotBuilt {
-        /// The command as typed (`gateway`, `admin user create`).
-        command: &'static str,
-        /// The issue that builds it.
-        issue: u32,
-    },
     /// `portico up` (or `auth`, `gateway`, `realtime`, which it runs with one role) failed
     /// while starting or running.
     #[error("portico {command}: {source}")]
@@ -54,10 +46,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config { .. } | CliError::Usage(_) => EXIT_USAGE,
-            CliError::NotBuilt { .. }
-            | CliError::Up { .. }
-            | CliError::Admin(_)
-            | CliError::Demo(_) => EXIT_RUNTIME,
+            CliError::Up { .. } | CliError::Admin(_) | CliError::Demo(_) => EXIT_RUNTIME,
         }
     }
 }

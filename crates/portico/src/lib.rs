@@ -64,9 +64,6 @@ pub fn run() -> ExitCode {
 
 /// Runs a parsed command.
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
-    if let Some((command, issue)) = cli.command.not_built() {
-        return Err(CliError::NotBuilt { command, issue });
-    }
     let source = ConfigSource::resolve(cli.config.as_deref());
     let env = Env::from_process();
     match cli.command {
@@ -109,7 +106,6 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             let config = load(&source, &env)?;
             admin::run(&config, command)
         }
-        // Demos not built yet were answered by `not_built` above.
         Command::Demo(args) => demo::run(args, cli.log_format, &cli.log_level),
     }
 }

@@ -16,9 +16,33 @@ pub const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
 
 /// Registers `email` through `POST /auth/register`; its access token.
 pub fn register(addr: SocketAddr, email: &str) -> String {
+    register_user(addr, email).0
+}
+
+/// Registers `email` through `POST /auth/register`; its access token and user id.
+pub fn register_user(addr: SocketAddr, email: &str) -> (String, String) {
     let body = format!(r#"{{"email":"{email}","password":"correct horse battery"}}"#);
     let res = request(addr, "POST", "/auth/register", &JSON, body.as_bytes());
     assert_eq!(res.status, 201, "{}", res.body);
+    let json = res.json();
+    (
+        json["access_token"].as_str().unwrap().to_owned(),
+        json["user"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A client-credentials (service) token from `POST /auth/token`.
+pub fn service_token(addr: SocketAddr, client_id: &str, secret: &str) -> String {
+    let body =
+        format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}");
+    let res = request(
+        addr,
+        "POST",
+        "/auth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
     res.json()["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -452,4 +476,21 @@ pub fn ws_send(ws: &mut Ws, frame: &serde_json::Value) {
         frame.to_string(),
     ))
     .unwrap();
+}
+
+/// `examples/<name>/portico.toml` as the repository ships it, written as `portico.toml` into
+/// `scratch`, with each fixed demo address the file names (`127.0.0.1:9003`) replaced by the
+/// test's free one: the examples' end-to-end tests run the very file a reader copies.
+pub fn example_config(scratch: &Scratch, name: &str, addresses: &[(&str, SocketAddr)]) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .join("portico.toml");
+    let mut text =
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    for (fixed, free) in addresses {
+        assert!(text.contains(fixed), "{} names no {fixed}", file.display());
+        text = text.replace(fixed, &free.to_string());
+    }
+    scratch.write("portico.toml", &text);
 }
