@@ -60,7 +60,7 @@ pub const ROUTER_PREFIXES: &[&str] = &[
 ];
 
 /// Whether `path` is one of [`ROUTER_PREFIXES`] or below it.
-fn router_owns(path: &str) -> bool {
+pub(crate) fn router_owns(path: &str) -> bool {
     ROUTER_PREFIXES.iter().any(|prefix| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))

@@ -11,6 +11,7 @@
 //! - [`config`]: loading `portico.toml` + `PORTICO_*` overrides into a checked [`config::Config`].
 //! - [`up`]: `portico up`, the all-in-one server.
 //! - [`front`]: the listener's front door, sending proxied paths straight to the gateway.
+//! - [`alias`]: `[[aliases]]`, other paths for Portico's own endpoints.
 //! - [`admin`]: `portico admin …` on the configured store.
 //! - [`auth`]: the auth component as `up` runs it (store, settings, health check).
 //! - [`gateway`]: the gateway's settings and authenticators as the binary builds them.
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alias;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -18,7 +18,7 @@
 //! What reloads: `[upstreams.*]`, `[[routes]]` and `[cors]` — routes, upstreams and their
 //! policies, rate limits, fallbacks, response caches, CORS. What does not (a change is logged
 //! as "needs a restart" and left unapplied): `[server]` (listen, data_dir, max_body,
-//! drain_timeout), `[database]`, `[redis]`, `[auth]`, `[roles]`, `[realtime]`, `[telemetry]`.
+//! drain_timeout), `[[aliases]]`, `[database]`, `[redis]`, `[auth]`, `[roles]`, `[realtime]`, `[telemetry]`.
 //!
 //! An upstream whose URL and breaker settings did not change keeps its circuit breaker (an
 //! open circuit stays open); the others get new, closed ones. The reloaded gateway starts
@@ -275,6 +275,9 @@ fn needs_restart(started: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if started.server != new.server {
         changed.push("[server]");
+    }
+    if started.aliases != new.aliases {
+        changed.push("[[aliases]]");
     }
     if started.database != new.database {
         changed.push("[database]");

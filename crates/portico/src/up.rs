@@ -29,6 +29,7 @@ use portico_core::telemetry::{
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::CliError;
+use crate::alias::Aliased;
 use crate::cli::LogFormatArg;
 use crate::config::{Config, ConfigSource};
 use crate::front::Front;
@@ -326,10 +327,13 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     match front_cell {
         // Proxied paths skip the router (see front.rs).
         Some(cell) => {
-            let front = Front::new(app, cell, max_body(&config));
+            let front = Aliased::new(Front::new(app, cell, max_body(&config)), &config.aliases);
             shutdown::serve_workers(listener, front, shutdown, drain, workers).await
         }
-        None => shutdown::serve_workers(listener, app, shutdown, drain, workers).await,
+        None => {
+            let app = Aliased::new(app, &config.aliases);
+            shutdown::serve_workers(listener, app, shutdown, drain, workers).await
+        }
     }
     .map_err(UpError::Serve)?;
     tracing::info!("portico {command}: stopped");

@@ -234,6 +234,21 @@ fn duplicate_route_prefixes_are_reported() {
 }
 
 #[test]
+fn an_alias_must_stand_for_portico_s_own_path_and_not_hide_one() {
+    let scratch = Scratch::new();
+    let toml = "[[aliases]]\nprefix = \"/api/auth\"\nto = \"/api/v1\"\n\n[[aliases]]\nprefix = \"/health/x\"\nto = \"/auth\"\n\n[[aliases]]\nprefix = \"/api/auth/\"\nto = \"/auth\"\n";
+    let out = check_default(&scratch, toml, &[]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    for problem in [
+        r#"portico.toml:3: aliases[0].to: "/api/v1" is not under one of Portico's own paths"#,
+        r#"portico.toml:6: aliases[1].prefix: "/health/x" is one of Portico's own paths: an alias cannot hide it"#,
+        r#"portico.toml:10: aliases[2].prefix: duplicate alias prefix "/api/auth/""#,
+    ] {
+        assert!(out.stderr.contains(problem), "{problem}\n{}", out.stderr);
+    }
+}
+
+#[test]
 fn a_toml_syntax_error_has_line_and_column() {
     let scratch = Scratch::new();
     let out = check_default(&scratch, "[server]\nlisten = = 1\n", &[]);

@@ -27,5 +27,5 @@ pub mod types;
 pub use env::Env;
 pub use load::{ConfigSource, load, load_str};
 pub use problem::{ConfigErrors, Location, Problem};
-pub use schema::Config;
+pub use schema::{AliasConfig, Config};
 pub use types::{AuthMode, RateLimitKey, Secret, Url, UrlPath};

@@ -7,7 +7,7 @@
 //! the names read before.
 //!
 //! # Layout
-//! - this module: [`Config`], `[server]`, `[database]`, `[redis]`.
+//! - this module: [`Config`], `[server]`, `[[aliases]]`, `[database]`, `[redis]`.
 //! - [`telemetry`]: `[telemetry]` (span export over OTLP).
 //! - [`auth`]: `[auth]`, `[auth.providers.*]`, `[[auth.clients]]`, `[roles.*]`.
 //! - [`realtime`]: `[realtime]`, `[realtime.actions]`, `[realtime.namespaces.*]`.
@@ -28,7 +28,8 @@ use portico_core::config::ByteSize;
 use super::problem::Problems;
 use super::reader::{Positive, Section};
 use super::tree::Node;
-use super::types::{Schemes, Url, optional_url};
+use super::reader::Leaf;
+use super::types::{Schemes, Url, UrlPath, optional_url};
 
 pub use auth::{AuthConfig, ClientConfig, ProviderConfig, ProviderEndpoints, RoleConfig};
 pub use gateway::{
@@ -42,6 +43,8 @@ pub use telemetry::TelemetryConfig;
 pub struct Config {
     /// `[server]`: the public listener and the data directory.
     pub server: ServerConfig,
+    /// `[[aliases]]`: other paths for Portico's own endpoints (`/api/auth` → `/auth`).
+    pub aliases: Vec<AliasConfig>,
     /// `[database]`: where accounts and sessions are stored.
     pub database: DatabaseConfig,
     /// `[redis]`: the shared cache and pub/sub, when scaled out.
@@ -68,6 +71,7 @@ impl Config {
         let mut top = Section::root(root, problems);
         top.declare(&[
             "server",
+            "aliases",
             "database",
             "redis",
             "auth",
@@ -87,6 +91,7 @@ impl Config {
         let role_names: BTreeSet<&str> = roles.keys().map(String::as_str).collect();
 
         let server = ServerConfig::read(top.section("server", problems), problems);
+        let aliases = read_aliases(&mut top, problems);
         let database = DatabaseConfig::read(top.section("database", problems), problems);
         let redis = RedisConfig::read(top.section("redis", problems), problems);
         let auth = AuthConfig::read(top.section("auth", problems), &role_names, problems);
@@ -110,6 +115,7 @@ impl Config {
         }
         Some(Config {
             server,
+            aliases,
             database,
             redis,
             auth: auth?,
@@ -163,6 +169,57 @@ impl ServerConfig {
             workers,
         }
     }
+}
+
+/// One `[[aliases]]` entry: requests under `prefix` are served as if they were under `to`,
+/// one of Portico's own paths (seed 004's `/api/auth/login` is `/auth/login`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasConfig {
+    /// `prefix` (required): the path prefix clients use, matched on whole segments.
+    pub prefix: UrlPath,
+    /// `to` (required): the Portico path it stands for, under one of Portico's own prefixes
+    /// (`/auth`, `/health`, `/status`, `/metrics`, `/.well-known`, `/ws`, `/internal`).
+    pub to: UrlPath,
+}
+
+/// `[[aliases]]`, each checked: a `to` that is not Portico's own path, or a `prefix` that is
+/// (it would hide that endpoint), or seen twice, is a problem.
+fn read_aliases(top: &mut Section<'_>, problems: &mut Problems) -> Vec<AliasConfig> {
+    let mut seen = BTreeSet::new();
+    let mut aliases = Vec::new();
+    for mut s in top.array_sections("aliases", problems) {
+        let prefix = s.required_with("prefix", problems, |n| {
+            let prefix = UrlPath::from_node(n)?;
+            let normal = prefix.as_str().trim_end_matches('/').to_owned();
+            if crate::front::router_owns(&normal) {
+                return Err(format!(
+                    "{:?} is one of Portico's own paths: an alias cannot hide it",
+                    prefix.as_str()
+                ));
+            }
+            if !seen.insert(normal) {
+                return Err(format!("duplicate alias prefix {:?}", prefix.as_str()));
+            }
+            Ok(prefix)
+        });
+        let to = s.required_with("to", problems, |n| {
+            let to = UrlPath::from_node(n)?;
+            if crate::front::router_owns(to.as_str().trim_end_matches('/')) {
+                Ok(to)
+            } else {
+                Err(format!(
+                    "{:?} is not under one of Portico's own paths ({})",
+                    to.as_str(),
+                    crate::front::ROUTER_PREFIXES.join(", ")
+                ))
+            }
+        });
+        s.finish(problems);
+        if let Some((prefix, to)) = prefix.zip(to) {
+            aliases.push(AliasConfig { prefix, to });
+        }
+    }
+    aliases
 }
 
 /// `[database]`.
