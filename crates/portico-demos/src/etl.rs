@@ -3,9 +3,11 @@
 //! `GET /api/v1/jobs/{id}` is its state. Progress goes to the realtime channel `job:<id>`
 //! (`job_progress` … `job_completed`) instead of being polled every 5 s. Every call but
 //! `/health` must carry the internal token in `X-Internal-Auth` (else 403 `AUTH_006`) and
-//! the caller Portico forwards (else 401).
+//! the caller Portico forwards (else 401). `POST /control/delay {"delay_ms": N}` (with the
+//! internal token) makes every job call answer N ms late, for seed 002's timeout → 504.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,6 +35,8 @@ struct Etl {
     settings: DemoSettings,
     trust: Trust,
     jobs: Arc<Mutex<HashMap<String, Value>>>,
+    /// How late every job call answers, in ms (`/control/delay`).
+    delay_ms: Arc<AtomicU64>,
 }
 
 /// The service's routes.
@@ -41,6 +45,7 @@ pub fn router(settings: DemoSettings) -> Result<Router, String> {
         trust: Trust::new(&settings)?,
         settings,
         jobs: Arc::default(),
+        delay_ms: Arc::default(),
     };
     Ok(Router::new()
         .route(
@@ -49,6 +54,7 @@ pub fn router(settings: DemoSettings) -> Result<Router, String> {
         )
         .route("/api/v1/jobs/start", post(start))
         .route("/api/v1/jobs/{id}", get(job))
+        .route("/control/delay", post(delay))
         .with_state(etl))
 }
 
@@ -75,6 +81,33 @@ impl Etl {
             }
         })
     }
+
+    /// Waits as long as `/control/delay` says.
+    async fn lag(&self) {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Delay {
+    delay_ms: u64,
+}
+
+/// `POST /control/delay {"delay_ms": N}`: every job call answers N ms late (0: on time).
+async fn delay(
+    State(etl): State<Etl>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    etl.caller(&headers).await?;
+    let Delay { delay_ms } = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("the body must be {\"delay_ms\": <ms>}"))?;
+    etl.delay_ms.store(delay_ms, Ordering::SeqCst);
+    tracing::info!(delay_ms, "job calls are answered late");
+    Ok(Json(json!({"delay_ms": delay_ms})))
 }
 
 async fn start(
@@ -83,6 +116,7 @@ async fn start(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = etl.caller(&headers).await?;
+    etl.lag().await;
     let Start { job } = serde_json::from_slice(&body)
         .map_err(|_| ApiError::bad_request("the body must be {\"job\": \"<name>\"}"))?;
     if !JOBS.contains(&job.as_str()) {
@@ -114,6 +148,7 @@ async fn job(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     etl.caller(&headers).await?;
+    etl.lag().await;
     let jobs = etl.jobs.lock().unwrap_or_else(PoisonError::into_inner);
     jobs.get(&id)
         .cloned()

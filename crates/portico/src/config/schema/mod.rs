@@ -26,9 +26,9 @@ use std::time::Duration;
 use portico_core::config::ByteSize;
 
 use super::problem::Problems;
+use super::reader::Leaf;
 use super::reader::{Positive, Section};
 use super::tree::Node;
-use super::reader::Leaf;
 use super::types::{Schemes, Url, UrlPath, optional_url};
 
 pub use auth::{AuthConfig, ClientConfig, ProviderConfig, ProviderEndpoints, RoleConfig};
