@@ -3,6 +3,9 @@
 //! channel `user:<id>` through the hub: `agent_started`, `sub_agent_update`, `tool_call`,
 //! `tool_result`, `agent_completed`, each with `metadata` `{run_id, thread_id, agent_name}`.
 //! Reached through the gateway, or as the hub's routed action `start_agent`.
+//!
+//! Seed 000's enterprise clients call `POST /api/optimize {message}` with an API key instead:
+//! the same pipeline run to the end before the answer, which is the report (no WebSocket).
 
 use std::time::Duration;
 
@@ -33,6 +36,7 @@ pub fn router(settings: DemoSettings) -> Result<Router, String> {
             get(|| async { Json(json!({"status": "healthy"})) }),
         )
         .route("/api/agent/start", post(start))
+        .route("/api/optimize", post(optimize))
         .with_state(state))
 }
 
@@ -69,6 +73,46 @@ async fn start(
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "thread_id": thread_id})),
     ))
+}
+
+#[derive(Deserialize)]
+struct Optimize {
+    message: String,
+}
+
+/// Seed 000 scenario 2: the pipeline run to the end, its report the answer.
+async fn optimize(
+    State((trust, _)): State<(Trust, DemoSettings)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = trust.caller(&headers).await?;
+    let Optimize { message } = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("the body must be {\"message\": \"…\"}"))?;
+    if message.trim().is_empty() {
+        return Err(ApiError::bad_request("message must not be empty"));
+    }
+    let run_id = RequestId::generate().to_string();
+    let steps = ["triage", "cost_analysis", "recommendations"];
+    for _ in steps {
+        tokio::time::sleep(STEP / 4).await;
+    }
+    tracing::info!(%run_id, user = %caller.user_id, "optimization run completed");
+    Ok(Json(json!({
+        "run_id": run_id,
+        "status": "completed",
+        "user_id": caller.user_id,
+        "steps": steps,
+        "report": {
+            "request": message,
+            "monthly_cost_usd": 12400,
+            "savings_potential_usd": 3100,
+            "recommendations": [
+                "move batch inference to spot capacity",
+                "cache repeated prompts",
+            ],
+        },
+    })))
 }
 
 /// Streams a run's events to `user:<user_id>`, [`STEP`] apart.
