@@ -5,7 +5,7 @@ use crate::up::UpError;
 
 /// The exit code of a successful command.
 pub const EXIT_OK: u8 = 0;
-/// The exit code of a runtime failure (port in use, data dir not writable, not built yet).
+/// The exit code of a runtime failure (port in use, data dir not writable).
 pub const EXIT_RUNTIME: u8 = 1;
 /// The exit code of a configuration or usage error (clap's own usage errors are 2 as well).
 pub const EXIT_USAGE: u8 = 2;
