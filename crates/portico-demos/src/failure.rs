@@ -21,9 +21,13 @@ pub(crate) fn router(
     settings: &DemoSettings,
     fail_rate: f64,
     path: &str,
-    route: MethodRouter<(Trust, Failure)>,
+    route: MethodRouter<Shared>,
 ) -> Result<Router, String> {
-    let state = (Trust::new(settings)?, Failure::new(fail_rate)?);
+    let state = (
+        Trust::new(settings)?,
+        Failure::new(fail_rate)?,
+        settings.clone(),
+    );
     Ok(Router::new()
         .route(
             "/health",
@@ -33,6 +37,10 @@ pub(crate) fn router(
         .route("/control/failing", post(control))
         .with_state(state))
 }
+
+/// What a failing demo's handlers are given: the internal-token check, the failure switch
+/// and the demo's settings.
+pub(crate) type Shared = (Trust, Failure, DemoSettings);
 
 /// When a demo fails.
 #[derive(Debug, Clone)]
@@ -74,7 +82,7 @@ struct Failing {
 
 /// `POST /control/failing {"failing": bool}`.
 async fn control(
-    State((trust, failure)): State<(Trust, Failure)>,
+    State((trust, failure, _)): State<Shared>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {

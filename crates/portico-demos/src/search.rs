@@ -12,8 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::DemoSettings;
-use crate::failure::{self, Failure};
-use crate::trust::Trust;
+use crate::failure::{self, Shared};
 
 /// The port `portico demo search` listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9001;
@@ -38,7 +37,7 @@ struct Search {
 }
 
 async fn search(
-    State((trust, failure)): State<(Trust, Failure)>,
+    State((trust, failure, _)): State<Shared>,
     Query(Search { q }): Query<Search>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {

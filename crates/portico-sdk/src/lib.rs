@@ -18,11 +18,14 @@
 //!
 //! [`Publisher`] sends events to WebSocket clients through the hub's `POST /internal/publish`
 //! (and `/internal/disconnect`), with a service token it gets and renews from
-//! `POST /auth/token` (client credentials), or a fixed token.
+//! `POST /auth/token` (client credentials), or a fixed token. [`ServiceClient`] makes any
+//! other call to Portico with that token: one service calling another through the gateway.
 //!
 //! # Layout
 //! - `identity`: [`Verifier`], [`Caller`] and the extractor.
-//! - `publish`: [`Publisher`] and its errors.
+//! - `publish`: [`Publisher`].
+//! - `service`: [`ServiceClient`] (calls to Portico with a service token) and
+//!   [`ServiceError`].
 //!
 //! # Example
 //! ```no_run
@@ -47,6 +50,7 @@
 
 mod identity;
 mod publish;
+mod service;
 
 /// An HTTP client for calls to Portico, with the workspace's TLS setup (for `https://`).
 fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
@@ -59,4 +63,5 @@ fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> 
 }
 
 pub use identity::{Caller, Verifier, VerifierError};
-pub use publish::{PublishError, Publisher, Target};
+pub use publish::{Publisher, Target};
+pub use service::{ServiceClient, ServiceError};

@@ -1,14 +1,14 @@
-//! `Publisher` against a fake of Portico's `/auth/token` and publish API on port 0: the
-//! bodies DESIGN.md names, the service token fetched once and renewed when refused, and the
-//! envelope's code in every refusal.
+//! `Publisher` and `ServiceClient` against a fake of Portico's `/auth/token`, publish API
+//! and one gateway route on port 0: the bodies DESIGN.md names, the service token fetched
+//! once and renewed when refused, and the envelope's code in every refusal.
 #![allow(clippy::unwrap_used)] // tests unwrap; a panic is the failure report
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use portico_sdk::{PublishError, Publisher, Target};
+use axum::routing::{get, post};
+use portico_sdk::{Publisher, ServiceClient, ServiceError, Target};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -77,12 +77,30 @@ async fn internal(
     (StatusCode::ACCEPTED, axum::Json(json!({"offset": offset})))
 }
 
+/// A gateway route that answers who called it.
+async fn route(
+    axum::extract::State(fake): axum::extract::State<Shared>,
+    headers: HeaderMap,
+) -> (StatusCode, axum::Json<Value>) {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    if !fake.lock().unwrap().valid.contains(&bearer) {
+        return envelope(StatusCode::UNAUTHORIZED, "AUTH_001");
+    }
+    (StatusCode::OK, axum::Json(json!({"caller": bearer})))
+}
+
 async fn fake_portico() -> (String, Shared) {
     let fake = Shared::default();
     let app = Router::new()
         .route("/auth/token", post(token))
         .route("/internal/publish", post(internal))
         .route("/internal/disconnect", post(internal))
+        .route("/api/sessions/s1/context", get(route))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -91,9 +109,28 @@ async fn fake_portico() -> (String, Shared) {
 }
 
 #[tokio::test]
+async fn a_service_client_calls_a_route_with_its_token_and_shares_it_with_its_publisher() {
+    let (url, fake) = fake_portico().await;
+    let service = ServiceClient::with_client_credentials(&url, "agent", "s3cret").unwrap();
+    let answer = service.get("/api/sessions/s1/context").await.unwrap();
+    assert_eq!(answer, json!({"caller": "tok-1"}));
+    let publisher = Publisher::from(service.clone());
+    publisher
+        .publish(Target::Channel("c"), "e", json!(1), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.lock().unwrap().issued, ["tok-1"], "one token for both");
+    let refused = service.get("/api/nowhere").await.unwrap_err();
+    assert!(
+        matches!(&refused, ServiceError::Refused { status: 404, .. }),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
 async fn publish_except_names_the_connection_left_out() {
     let (url, fake) = fake_portico().await;
-    let publisher = Publisher::with_client_credentials(&url, "collab", "s3cret").unwrap();
+    let publisher = Publisher::with_client_credentials(&url, "agent", "s3cret").unwrap();
     publisher
         .publish_except(
             Target::Channel("session:s1"),
@@ -190,7 +227,7 @@ async fn refusals_carry_the_envelopes_code() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, PublishError::Refused { status: 403, code, .. } if code == "AUTH_006"),
+        matches!(&e, ServiceError::Refused { status: 403, code, .. } if code == "AUTH_006"),
         "{e:?}"
     );
 
@@ -200,7 +237,7 @@ async fn refusals_carry_the_envelopes_code() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, PublishError::Refused { status: 401, code, .. } if code == "AUTH_005"),
+        matches!(&e, ServiceError::Refused { status: 401, code, .. } if code == "AUTH_005"),
         "{e:?}"
     );
 
@@ -208,7 +245,7 @@ async fn refusals_carry_the_envelopes_code() {
     let fixed = Publisher::with_token(&url, "not-issued").unwrap();
     let e = fixed.disconnect_user("u").await.unwrap_err();
     assert!(
-        matches!(&e, PublishError::Refused { status: 401, code, .. } if code == "AUTH_001"),
+        matches!(&e, ServiceError::Refused { status: 401, code, .. } if code == "AUTH_001"),
         "{e:?}"
     );
 
@@ -220,9 +257,9 @@ async fn refusals_carry_the_envelopes_code() {
         .publish(Target::Channel("c"), "e", json!({}), None)
         .await
         .unwrap_err();
-    assert!(matches!(e, PublishError::Unreachable(_)), "{e:?}");
+    assert!(matches!(e, ServiceError::Unreachable(_)), "{e:?}");
     assert!(matches!(
         Publisher::with_token("portico:8080", "t"),
-        Err(PublishError::Invalid(_))
+        Err(ServiceError::Invalid(_))
     ));
 }

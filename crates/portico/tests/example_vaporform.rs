@@ -2,7 +2,8 @@
 //! example's own portico.toml in front of `portico demo collab`. A session with an owner, a
 //! collaborator and a viewer; joins with the state sync and `user-joined`; a code change
 //! reaching everyone but its sender; a viewer's change refused; cursors from anyone; and a
-//! service token (client credentials) reading a session's context, which a user cannot.
+//! service token (client credentials) reading a session's context, which a user cannot — and
+//! the AI service (`portico demo tutor`) doing so itself before it answers about a session.
 #![allow(clippy::unwrap_used)] // tests unwrap; a panic is the failure report
 
 mod support;
@@ -13,9 +14,10 @@ use support::{
     service_token, ws_connect, ws_next, ws_send,
 };
 
-const SECRETS: [(&str, &str); 2] = [
+const SECRETS: [(&str, &str); 3] = [
     ("COLLAB_CLIENT_SECRET", "collab-demo-secret-0123456789"),
     ("AI_CLIENT_SECRET", "ai-demo-secret-0123456789"),
+    ("AI_INTERNAL_TOKEN", "ai-internal-secret-0123456789"),
 ];
 
 /// Sends `frame` and returns the next frame that is not a heartbeat.
@@ -37,8 +39,13 @@ fn nothing_else(ws: &mut Ws, channel: &str) {
 #[test]
 fn vaporform_sessions_with_roles_over_the_hub_and_a_service_token() {
     let collab = free_addr();
+    let ai = free_addr();
     let scratch = Scratch::new();
-    example_config(&scratch, "vaporform", &[("127.0.0.1:9003", collab)]);
+    example_config(
+        &scratch,
+        "vaporform",
+        &[("127.0.0.1:9003", collab), ("127.0.0.1:9004", ai)],
+    );
     let server = Server::start(scratch.path(), &["--config", "portico.toml"], &SECRETS);
     let portico_url = format!("http://{}", server.addr);
     let _demo = Demo::start(
@@ -47,6 +54,20 @@ fn vaporform_sessions_with_roles_over_the_hub_and_a_service_token() {
         collab,
         &["--portico", &portico_url, "--client-id", "collab"],
         &[("PORTICO_DEMO_CLIENT_SECRET", SECRETS[0].1)],
+    );
+    let _ai = Demo::start(
+        scratch.path(),
+        "tutor",
+        ai,
+        &[
+            "--portico",
+            &portico_url,
+            "--client-id",
+            "ai",
+            "--internal-token",
+            SECRETS[2].1,
+        ],
+        &[("PORTICO_DEMO_CLIENT_SECRET", SECRETS[1].1)],
     );
     let (owner, owner_id) = register_user(server.addr, "owner@example.com");
     let (editor, editor_id) = register_user(server.addr, "editor@example.com");
@@ -177,9 +198,9 @@ fn vaporform_sessions_with_roles_over_the_hub_and_a_service_token() {
 
     // Service to service: the AI service's client-credentials token reads the session's
     // context through the gateway; a user's token may not.
-    let ai = service_token(server.addr, "ai", SECRETS[1].1);
+    let token = service_token(server.addr, "ai", SECRETS[1].1);
     let path = format!("/api/sessions/{session}/context?user_id={editor_id}");
-    let context = call(&ai, "GET", &path, "");
+    let context = call(&token, "GET", &path, "");
     assert_eq!(context.status, 200, "{}", context.body);
     let context = context.json();
     assert_eq!(context["code"], "<h1>Hello</h1>", "{context}");
@@ -197,4 +218,21 @@ fn vaporform_sessions_with_roles_over_the_hub_and_a_service_token() {
         b"",
     );
     assert_eq!(forged.status, 401, "{}", forged.body);
+
+    // The AI service does the same itself: it answers a member about the session …
+    let question =
+        json!({"question": "Why is my heading small?", "session_id": session}).to_string();
+    let answer = call(&editor, "POST", "/api/ai/ask", &question);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let answer = answer.json();
+    assert_eq!(answer["session"]["role"], "collaborator", "{answer}");
+    assert_eq!(answer["session"]["version"], 1, "{answer}");
+    assert!(
+        answer["reply"].as_str().unwrap().contains("1 lines"),
+        "{answer}"
+    );
+    // … and refuses whoever holds no role in it.
+    let refused = call(&outsider, "POST", "/api/ai/ask", &question);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "AUTH_006");
 }
