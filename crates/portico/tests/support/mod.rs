@@ -238,6 +238,8 @@ fn bound_address(line: &str) -> Option<SocketAddr> {
 pub struct Response {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
+    /// Every `Set-Cookie` header (`headers` keeps only the last of a repeated header).
+    pub set_cookies: Vec<String>,
     pub body: String,
 }
 
@@ -296,10 +298,16 @@ fn parse_response(raw: &[u8]) -> Response {
         .unwrap()
         .parse()
         .unwrap();
-    let headers: BTreeMap<String, String> = lines
+    let pairs: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let set_cookies = pairs
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let headers: BTreeMap<String, String> = pairs.into_iter().collect();
     if headers
         .get("transfer-encoding")
         .is_some_and(|v| v.contains("chunked"))
@@ -309,6 +317,7 @@ fn parse_response(raw: &[u8]) -> Response {
     Response {
         status,
         headers,
+        set_cookies,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
