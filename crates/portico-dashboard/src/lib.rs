@@ -267,7 +267,8 @@ pub(crate) fn to_sign_in() -> Response {
     see_other("/dashboard/sign-in", Vec::new())
 }
 
-/// No caching, no framing, no sniffing, no referrer, scripts and connections to this origin.
+/// No caching, no framing, no sniffing, no referrer, scripts and connections to this origin
+/// only.
 fn secure_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(

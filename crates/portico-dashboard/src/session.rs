@@ -116,9 +116,15 @@ pub fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
     !field.is_empty() && bool::from(expected.as_bytes().ct_eq(field.as_bytes()))
 }
 
-/// False when `Origin` is present and its host differs from `Host`.
+/// False when `Origin` names a host other than `Host`. An absent origin, or the opaque
+/// `null` (headless Chromium sends it with the dashboard's own form posts), says nothing:
+/// the token and the Strict cookie decide.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| *o != "null")
+    else {
         return true;
     };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -224,6 +230,13 @@ mod tests {
             ("origin", "https://evil.example"),
         ]);
         assert!(!csrf_ok(&other_site, "abc"));
+        let opaque = headers(&[
+            ("cookie", "portico_csrf=abc"),
+            ("host", "127.0.0.1:8080"),
+            ("origin", "null"),
+        ]);
+        assert!(csrf_ok(&opaque, "abc"));
+        assert!(!csrf_ok(&opaque, "abd"));
     }
 
     #[test]
