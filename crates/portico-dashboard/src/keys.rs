@@ -65,9 +65,7 @@ pub(crate) async fn create(state: State, headers: HeaderMap, body: Bytes) -> Res
         .await;
     }
     if form.name.trim().is_empty() || form.name.trim().chars().count() > 100 {
-        let e = DashboardError::Form;
         let notice = Notice::Words("Give the key a name of 1 to 100 characters.");
-        let _ = e;
         return render(
             &state,
             session,

@@ -2,7 +2,8 @@
 //! check, and how many WebSocket connections this process holds.
 //!
 //! The server renders a snapshot, so the page says something without JavaScript. Live
-//! updates come over the hub: while any WebSocket is connected, [`spawn_live`] publishes the
+//! updates come over the hub: while any WebSocket is connected, the live publisher
+//! ([`Dashboard::spawn_live_status`](crate::Dashboard::spawn_live_status)) publishes the
 //! same snapshot as the event `status_snapshot` on [`CHANNEL`] every `live_every`; the page's
 //! script connects to `/ws` with the user's access token, subscribes, and redraws the tables.
 //! The channel's namespace ([`namespace`]) lets every authenticated connection join (the same
