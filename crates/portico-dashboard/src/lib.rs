@@ -71,7 +71,7 @@ pub struct DashboardParts {
     pub hub: Option<Hub>,
     /// Whether `[realtime.actions] start_agent` is configured (the demo page's button).
     pub agent_action: bool,
-    /// How often the live status is published while any WebSocket is connected.
+    /// How often the live status is published while a connection here subscribes to it.
     pub live_every: Duration,
     /// Stops the live publisher.
     pub shutdown: Shutdown,
@@ -141,8 +141,9 @@ impl Dashboard {
             .with_state(self.inner.clone())
     }
 
-    /// Publishes the status snapshot to [`status::CHANNEL`] every `live_every` while any
-    /// WebSocket is connected, until shutdown. Without a hub, does nothing.
+    /// Publishes the status snapshot to [`status::CHANNEL`] every `live_every` while a
+    /// connection of this process subscribes to it, until shutdown. Without a hub, does
+    /// nothing.
     pub fn spawn_live_status(&self) {
         status::spawn_live(self.inner.clone());
     }

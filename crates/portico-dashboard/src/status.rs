@@ -2,7 +2,7 @@
 //! check, and how many WebSocket connections this process holds.
 //!
 //! The server renders a snapshot, so the page says something without JavaScript. Live
-//! updates come over the hub: while any WebSocket is connected, the live publisher
+//! updates come over the hub: while a connection of this process subscribes, the live publisher
 //! ([`Dashboard::spawn_live_status`](crate::Dashboard::spawn_live_status)) publishes the
 //! same snapshot as the event `status_snapshot` on [`CHANNEL`] every `live_every`; the page's
 //! script connects to `/ws` with the user's access token, subscribes, and redraws the tables.
@@ -187,8 +187,8 @@ pub(crate) fn spawn_live(inner: Arc<Inner>) {
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(inner.live_every) => {
-                    // Nobody can be watching without a connection: skip the health probes.
-                    if hub.connections() == 0 {
+                    // Nobody here watches: skip the health probes.
+                    if !hub.has_local_subscribers(CHANNEL) {
                         continue;
                     }
                     let data = snapshot(&inner).await;

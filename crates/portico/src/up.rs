@@ -40,7 +40,7 @@ use portico_gateway::identity::Authenticator;
 /// How long one health check may take before it counts as unhealthy.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How often the dashboard publishes the live status while any WebSocket is connected.
+/// How often the dashboard publishes the live status while a connection subscribes to it.
 const DASHBOARD_LIVE_EVERY: Duration = Duration::from_secs(2);
 
 /// How often histogram samples are compacted when nobody scrapes `/metrics`.

@@ -462,6 +462,97 @@ fn the_live_status_is_published_to_signed_in_connections() {
     }
 }
 
+#[test]
+fn each_oauth_provider_gets_a_button_and_the_callback_becomes_a_session() {
+    let (_scratch, server) = start(
+        r#"
+[auth.providers.corp]
+client_id = "dash"
+client_secret = "dash-secret"
+authorize_url = "https://id.example.com/authorize"
+token_url = "https://id.example.com/token"
+userinfo_url = "https://id.example.com/userinfo"
+"#,
+    );
+    // As a browser that opened http://127.0.0.1:8080/, which the default allow-list allows.
+    let page = request(
+        server.addr,
+        "GET",
+        "/dashboard/sign-in",
+        &[("Host", "127.0.0.1:8080")],
+        b"",
+    );
+    assert_eq!(page.status, 200);
+    let href = "/auth/oauth?provider=corp&amp;redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fdashboard%2Foauth%2Fcallback";
+    assert!(page.body.contains(href), "{}", page.body);
+    assert!(
+        page.body.contains(">Sign in with corp</a>"),
+        "{}",
+        page.body
+    );
+    let to_provider = request(server.addr, "GET", &href.replace("&amp;", "&"), &[], b"");
+    assert_eq!(to_provider.status, 302, "{}", to_provider.body);
+    assert!(
+        to_provider
+            .header("location")
+            .unwrap()
+            .starts_with("https://id.example.com/authorize?"),
+        "{:?}",
+        to_provider.headers
+    );
+
+    // Auth's callback sent the browser here with the tokens in the fragment; the page's
+    // script posts them.
+    let mut jar = Jar::default();
+    let callback = jar.get(server.addr, "/dashboard/oauth/callback");
+    assert_eq!(callback.status, 200);
+    assert!(
+        callback.body.contains("/dashboard/assets/oauth.js"),
+        "{}",
+        callback.body
+    );
+    assert!(callback.body.contains("<noscript>"), "{}", callback.body);
+    let csrf = jar.csrf();
+    let bogus = jar.post(
+        server.addr,
+        "/dashboard/oauth/complete",
+        &[
+            ("access_token", "forged"),
+            ("refresh_token", "x"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(bogus.status, 401, "{}", bogus.body);
+    assert!(bogus.body.contains("did not finish"), "{}", bogus.body);
+    assert!(!jar.0.contains_key("portico_access"));
+
+    let body = r#"{"email":"oauth@example.com","password":"correct horse battery"}"#;
+    let tokens = request(
+        server.addr,
+        "POST",
+        "/auth/register",
+        &JSON,
+        body.as_bytes(),
+    )
+    .json();
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let done = jar.post(
+        server.addr,
+        "/dashboard/oauth/complete",
+        &[
+            ("access_token", access),
+            ("refresh_token", refresh),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/dashboard/"));
+    let status = jar.get(server.addr, "/dashboard/");
+    assert_eq!(status.status, 200);
+    assert!(status.body.contains("oauth@example.com"), "{}", status.body);
+}
+
 // === the browser test ===
 
 /// `chromedriver --port=<free>`, killed when dropped.
