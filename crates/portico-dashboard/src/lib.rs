@@ -44,6 +44,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use portico_auth::error::AuthError;
 use portico_auth::service::AuthService;
+use portico_core::clock::SharedClock;
 use portico_core::health::HealthRegistry;
 use portico_core::shutdown::Shutdown;
 use portico_realtime::Hub;
@@ -75,6 +76,8 @@ pub struct DashboardParts {
     pub live_every: Duration,
     /// Stops the live publisher.
     pub shutdown: Shutdown,
+    /// Time for the live publisher's interval and the snapshot's timestamp.
+    pub clock: SharedClock,
 }
 
 /// The dashboard. Cheap to clone.
@@ -91,6 +94,7 @@ pub(crate) struct Inner {
     pub agent_action: bool,
     pub live_every: Duration,
     pub shutdown: Shutdown,
+    pub clock: SharedClock,
     pub cookies: CookiePolicy,
     /// Configured OAuth providers, by name, in config order.
     pub providers: Vec<String>,
@@ -117,6 +121,7 @@ impl Dashboard {
                 agent_action: parts.agent_action,
                 live_every: parts.live_every,
                 shutdown: parts.shutdown,
+                clock: parts.clock,
                 cookies,
                 providers,
             }),

@@ -70,8 +70,8 @@ impl CookiePolicy {
         .unwrap_or_else(|_| HeaderValue::from_static("portico_cleared=; Max-Age=0"))
     }
 
-    /// The cookies of a fresh sign-in (or refresh).
-    pub fn signed_in(&self, tokens: &TokenResponse) -> Vec<HeaderValue> {
+    /// The cookies of a refresh: the new token pair.
+    pub fn refreshed(&self, tokens: &TokenResponse) -> Vec<HeaderValue> {
         [
             self.set(ACCESS_COOKIE, &tokens.access_token),
             self.set(REFRESH_COOKIE, &tokens.refresh_token),
@@ -81,9 +81,27 @@ impl CookiePolicy {
         .collect()
     }
 
-    /// The cookies that end a session (the CSRF cookie stays for the sign-in form).
+    /// The cookies of a sign-in (password or OAuth): the tokens and a new CSRF token, so no
+    /// token from before the sign-in (one planted, or seen on a shared screen) outlives it.
+    /// A refresh keeps the CSRF token: pages open in other tabs still carry it.
+    pub fn new_session(&self, access: &str, refresh: &str) -> Vec<HeaderValue> {
+        [
+            self.set(ACCESS_COOKIE, access),
+            self.set(REFRESH_COOKIE, refresh),
+            self.set(CSRF_COOKIE, &new_csrf()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The cookies that end a session: all three (the sign-in page makes a new CSRF token).
     pub fn signed_out(&self) -> Vec<HeaderValue> {
-        vec![self.clear(ACCESS_COOKIE), self.clear(REFRESH_COOKIE)]
+        vec![
+            self.clear(ACCESS_COOKIE),
+            self.clear(REFRESH_COOKIE),
+            self.clear(CSRF_COOKIE),
+        ]
     }
 }
 
@@ -177,7 +195,7 @@ pub async fn resolve(
     let refresh_token = cookie(headers, REFRESH_COOKIE)?;
     match auth.refresh(RefreshRequest { refresh_token }).await {
         Ok(tokens) => {
-            set_cookies.extend(policy.signed_in(&tokens));
+            set_cookies.extend(policy.refreshed(&tokens));
             Some(Session {
                 access: tokens.access_token,
                 user_id: tokens.user.id,

@@ -89,7 +89,12 @@ pub(crate) async fn submit(
         password: form.password,
     };
     match state.auth.login(request, &address).await {
-        Ok(tokens) => see_other("/dashboard/", state.cookies.signed_in(&tokens)),
+        Ok(tokens) => see_other(
+            "/dashboard/",
+            state
+                .cookies
+                .new_session(&tokens.access_token, &tokens.refresh_token),
+        ),
         Err(e) => {
             let (status, words) = DashboardError::from(e).words();
             render(&state, &headers, status, &form.email, Some(&words))

@@ -55,7 +55,7 @@ pub(crate) async fn snapshot(inner: &Inner) -> Value {
         "services": services,
         "health": health,
         "connections": connections,
-        "timestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "timestamp": humantime::format_rfc3339_seconds(inner.clock.system_now()).to_string(),
     })
 }
 
@@ -186,7 +186,7 @@ pub(crate) fn spawn_live(inner: Arc<Inner>) {
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                () = tokio::time::sleep(inner.live_every) => {
+                () = inner.clock.sleep(inner.live_every) => {
                     // Nobody here watches: skip the health probes.
                     if !hub.has_local_subscribers(CHANNEL) {
                         continue;

@@ -316,6 +316,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             agent_action: config.realtime.actions.contains_key("start_agent"),
             live_every: DASHBOARD_LIVE_EVERY,
             shutdown: shutdown.clone(),
+            clock: SystemClock::shared(),
         });
         dashboard.spawn_live_status();
         components = components.merge(dashboard.router());

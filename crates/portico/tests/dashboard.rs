@@ -187,9 +187,12 @@ fn signing_in_sets_strict_http_only_cookies_and_opens_the_status_page() {
     );
     register(server.addr, "ana@example.com");
     let mut jar = Jar::default();
+    jar.get(server.addr, "/dashboard/sign-in");
+    let before = jar.csrf();
     let res = jar.sign_in(server.addr, "ana@example.com", PASSWORD);
     assert_eq!(res.status, 303, "{}", res.body);
     assert_eq!(res.header("location"), Some("/dashboard/"));
+    assert_ne!(jar.csrf(), before, "a sign-in replaces the CSRF token");
     let access = res
         .set_cookies
         .iter()
@@ -616,6 +619,11 @@ id = "agent-demo"
 secret = "agent-demo-secret-0123456789"
 audiences = ["realtime"]
 
+# Shown as a button; never followed here (no network).
+[auth.providers.github]
+client_id = "dashboard-test"
+client_secret = "dashboard-test-secret"
+
 [upstreams.agent]
 url = "http://{agent}"
 internal_token = "agent-internal-secret"
@@ -697,6 +705,9 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
         // Sign in: the dashboard sends an anonymous browser to the sign-in page.
         client.goto(&format!("{portico_url}/")).await.unwrap();
         wait(&client, "#email").await;
+        let button = client.find(Locator::LinkText("Sign in with github")).await.unwrap();
+        let href = button.attr("href").await.unwrap().unwrap();
+        assert!(href.contains("/auth/oauth?provider=github&redirect_uri="), "{href}");
         assert!(
             client
                 .current_url()
