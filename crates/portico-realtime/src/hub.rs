@@ -124,6 +124,12 @@ impl Hub {
         self.inner.local.connections()
     }
 
+    /// Whether a connection of this process subscribes to `channel` (the dashboard makes its
+    /// live status only while one does).
+    pub fn has_local_subscribers(&self, channel: &str) -> bool {
+        self.inner.local.has_subscribers(channel)
+    }
+
     /// `memory` or `redis`.
     pub fn broker_kind(&self) -> &'static str {
         self.inner.broker.kind()

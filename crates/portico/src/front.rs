@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! request ─► path under one of Portico's own prefixes (/health, /metrics, /status, /auth,
-//!            │   /.well-known, /ws)?
+//!            │   /.well-known, /ws, /internal, /dashboard), or `/` itself while no gateway
+//!            │   route claims it?
 //!            ├─ yes ─► the public Router (its routes, its tower stack; the gateway is its
 //!            │         fallback, so a catch-all route still sees what the router does not answer)
 //!            └─ no ──► request id ─► http metrics ─► envelope ─► body limit ─► Gateway::handle
@@ -57,6 +58,7 @@ pub const ROUTER_PREFIXES: &[&str] = &[
     "/.well-known",
     "/ws",
     "/internal",
+    "/dashboard",
 ];
 
 /// Whether `path` is one of [`ROUTER_PREFIXES`] or below it.
@@ -72,6 +74,8 @@ pub(crate) fn router_owns(path: &str) -> bool {
 pub struct Front {
     router: Router,
     gateway: GatewayStack,
+    /// The gateway cell, to ask whether a route claims `/`.
+    cell: Arc<GatewayCell>,
 }
 
 impl std::fmt::Debug for Front {
@@ -88,11 +92,25 @@ impl Front {
     /// every other path to the current gateway of `cell`, refusing declared bodies over
     /// `max_body` bytes (413 `REQ_002`) as the router's body limit does.
     pub fn new(router: Router, cell: Arc<GatewayCell>, max_body: usize) -> Self {
-        let proxy = Proxy { cell, max_body };
+        let proxy = Proxy {
+            cell: cell.clone(),
+            max_body,
+        };
         // Outermost first, as in the router: request id → metrics → envelope → the gateway.
         let gateway =
             RequestIdLayer::new().layer(http_metrics_layer().layer(envelope_layer().layer(proxy)));
-        Self { router, gateway }
+        Self {
+            router,
+            gateway,
+            cell,
+        }
+    }
+}
+
+impl Front {
+    /// Whether the current gateway has a route serving `/`.
+    fn gateway_serves_root(&self) -> bool {
+        self.cell.current().serves("/")
     }
 }
 
@@ -107,7 +125,9 @@ impl Service<Request> for Front {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if router_owns(request.uri().path()) {
+        let path = request.uri().path();
+        // `/` is the dashboard's (a redirect to `/dashboard/`) unless a gateway route claims it.
+        if router_owns(path) || (path == "/" && !self.gateway_serves_root()) {
             FrontFuture::Router {
                 inner: self.router.call(request),
             }
@@ -208,6 +228,8 @@ mod tests {
             "/.well-known/jwks.json",
             "/.well-known/portico-identity-jwks.json",
             "/ws",
+            "/dashboard",
+            "/dashboard/keys",
         ] {
             assert!(router_owns(path), "{path}");
         }
@@ -218,6 +240,7 @@ mod tests {
             "/authors",
             "/metricsx/a",
             "/wsx",
+            "/dashboardx",
         ] {
             assert!(!router_owns(path), "{path}");
         }

@@ -59,16 +59,27 @@ pub fn settings(config: &Config) -> RealtimeSettings {
 /// Builds the hub: upstream clients for every upstream an action or a check names (with the
 /// gateway's circuit breaker of that upstream when `breakers` has one), the identity key for
 /// `X-Portico-Identity`, and the upstreams' internal tokens as credentials
-/// of the publish API. With `[redis] url` the hub shares offsets, history, presence and
+/// of the publish API; `namespaces` are added to the configured ones unless one of that name
+/// is configured (the dashboard's live status channel). With `[redis] url` the hub shares offsets, history, presence and
 /// fan-out with every other instance on that Redis, and does not start without it.
 pub async fn hub(
     config: &Config,
     authenticator: Arc<dyn Authenticator>,
     identity_key: Option<IdentityKey>,
     breakers: &BTreeMap<String, CircuitBreaker>,
+    namespaces: Vec<(String, Namespace)>,
     shutdown: Shutdown,
 ) -> Result<Hub, String> {
-    let settings = settings(config);
+    let mut settings = settings(config);
+    for (name, namespace) in namespaces {
+        if settings.namespaces.contains_key(&name) {
+            tracing::warn!(
+                "[realtime.namespaces.{name}] is configured: the dashboard's live status uses it as it is"
+            );
+            continue;
+        }
+        settings.namespaces.insert(name, namespace);
+    }
     let used: std::collections::BTreeSet<&str> = settings
         .actions
         .values()

@@ -98,6 +98,13 @@ impl ServiceStatus {
     }
 }
 
+/// What the dashboard shows as circuit states: the same document.
+impl portico_dashboard::ServiceReport for ServiceStatus {
+    fn report(&self) -> Value {
+        ServiceStatus::report(self)
+    }
+}
+
 fn entry(name: &str, snapshot: &BreakerSnapshot) -> Value {
     json!({
         "service": name,

@@ -41,6 +41,9 @@ use portico_gateway::identity::Authenticator;
 /// How long one health check may take before it counts as unhealthy.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the dashboard publishes the live status while a connection subscribes to it.
+const DASHBOARD_LIVE_EVERY: Duration = Duration::from_secs(2);
+
 /// How often histogram samples are compacted when nobody scrapes `/metrics`.
 const METRICS_UPKEEP: Duration = Duration::from_secs(10);
 
@@ -179,6 +182,8 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     let mut components = Router::new();
     // Whether to say how to create the first admin (no user holds the `admin` role yet).
     let mut first_admin = false;
+    // The in-process auth service, for the dashboard (`portico up` only).
+    let mut auth_service = None;
     let authenticator: Option<Arc<dyn Authenticator>> = match role {
         Role::Up | Role::Auth => {
             let auth = crate::auth::start(&config, SystemClock::shared(), &health).await?;
@@ -190,6 +195,9 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
                 }
             };
             components = components.merge(portico_auth::api::router(auth.clone()));
+            if role == Role::Up {
+                auth_service = Some(auth.clone());
+            }
             (role == Role::Up).then(|| Arc::new(InProcessAuth::new(auth)) as Arc<dyn Authenticator>)
         }
         Role::Gateway | Role::Realtime => {
@@ -270,12 +278,19 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
             ServiceStatus::new(&config)
         }
     };
+    // The dashboard's live status channel exists where the dashboard runs.
+    let namespaces = match auth_service {
+        Some(_) => vec![portico_dashboard::status::namespace()],
+        None => Vec::new(),
+    };
+    let mut running_hub = None;
     if let Some(authenticator) = hub_authenticator {
         let hub = crate::realtime::hub(
             &config,
             authenticator,
             identity_key,
             &breakers,
+            namespaces,
             shutdown.clone(),
         )
         .await
@@ -291,6 +306,22 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         );
         health.register(hub.health_check());
         components = components.merge(hub.router());
+        running_hub = Some(hub);
+    }
+    if let Some(auth) = auth_service {
+        let dashboard = portico_dashboard::Dashboard::new(portico_dashboard::DashboardParts {
+            auth,
+            health: health.clone(),
+            services: Arc::new(status.clone()),
+            hub: running_hub,
+            agent_action: config.realtime.actions.contains_key("start_agent"),
+            live_every: DASHBOARD_LIVE_EVERY,
+            shutdown: shutdown.clone(),
+            clock: SystemClock::shared(),
+        });
+        dashboard.spawn_live_status();
+        components = components.merge(dashboard.router());
+        tracing::info!("portico {}: dashboard on /dashboard/", role.command());
     }
     let app = router(&config, health, &metrics, status, components);
 

@@ -479,6 +479,10 @@ fn front_keeps_portico_endpoints_before_a_catch_all_route() {
         "{}",
         publish.body
     );
+    // The dashboard's pages.
+    let dashboard = server.get("/dashboard/sign-in", &[]);
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    assert!(dashboard.body.contains("<form"), "{}", dashboard.body);
     assert_eq!(upstream.hits(), 0, "{}", upstream.last_head());
 
     // Paths the router has no route for are the gateway's, under Portico's prefixes too.

@@ -222,6 +222,12 @@ impl Gateway {
         self.serve(request).await
     }
 
+    /// Whether a route serves `path` (the binary's front door asks for `/`, which the
+    /// dashboard answers unless a route claims it).
+    pub fn serves(&self, path: &str) -> bool {
+        self.routes.find(path).is_some()
+    }
+
     /// The circuit breakers, by upstream name (clones sharing the live state).
     pub fn breakers(&self) -> BTreeMap<String, CircuitBreaker> {
         self.upstreams

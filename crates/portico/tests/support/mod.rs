@@ -262,6 +262,8 @@ fn bound_address(line: &str) -> Option<SocketAddr> {
 pub struct Response {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
+    /// Every `Set-Cookie` header (`headers` keeps only the last of a repeated header).
+    pub set_cookies: Vec<String>,
     pub body: String,
 }
 
@@ -288,9 +290,16 @@ pub fn request(
 ) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    // A `Host` among `headers` replaces the address (a browser that used another name).
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or_else(|| addr.to_string(), |(_, value)| (*value).to_owned());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        if !name.eq_ignore_ascii_case("host") {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
     if !body.is_empty() || method == "POST" {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -320,10 +329,16 @@ fn parse_response(raw: &[u8]) -> Response {
         .unwrap()
         .parse()
         .unwrap();
-    let headers: BTreeMap<String, String> = lines
+    let pairs: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let set_cookies = pairs
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let headers: BTreeMap<String, String> = pairs.into_iter().collect();
     if headers
         .get("transfer-encoding")
         .is_some_and(|v| v.contains("chunked"))
@@ -333,6 +348,7 @@ fn parse_response(raw: &[u8]) -> Response {
     Response {
         status,
         headers,
+        set_cookies,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
