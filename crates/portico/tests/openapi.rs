@@ -286,3 +286,84 @@ fn schemathesis(cli: &str, args: &[&str], dir: &Path) -> Result<(), String> {
         )),
     }
 }
+
+// === what checking the document found ===
+
+/// `expires_in` past what `SystemTime` holds panicked in the handler (the connection was
+/// dropped with no answer); now 422 naming the field, and the largest allowed still works.
+#[test]
+fn an_api_key_lifetime_past_the_maximum_is_422_not_a_dropped_connection() {
+    let scratch = Scratch::new();
+    let server = start(&scratch);
+    let token = register(server.addr, "keys@example.com");
+    let bearer = format!("Bearer {token}");
+    let headers = [JSON[0], ("Authorization", bearer.as_str())];
+    for huge in ["18446744073709551615", "9223372036854775807", "3153600001"] {
+        let body = format!(r#"{{"name":"k","expires_in":{huge}}}"#);
+        let res = request(
+            server.addr,
+            "POST",
+            "/auth/api-keys",
+            &headers,
+            body.as_bytes(),
+        );
+        assert_eq!(res.status, 422, "{huge}: {}", res.body);
+        let error = &res.json()["error"];
+        assert_eq!(error["code"], "REQ_001");
+        assert!(
+            error["details"]["fields"]["expires_in"].is_string(),
+            "{error}"
+        );
+    }
+    let max = portico_auth::api::dto::MAX_API_KEY_EXPIRES_IN;
+    let body = format!(r#"{{"name":"k","expires_in":{max}}}"#);
+    let res = request(
+        server.addr,
+        "POST",
+        "/auth/api-keys",
+        &headers,
+        body.as_bytes(),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert!(res.json()["expires_at"].is_string(), "{}", res.body);
+    // The server is still there.
+    assert_eq!(server.get("/health/live", &[]).status, 200);
+}
+
+/// An API key id that is not UTF-8 once decoded was a REQ_001 without `details.fields`.
+#[test]
+fn a_malformed_api_key_id_is_req_001_naming_the_id() {
+    let scratch = Scratch::new();
+    let server = start(&scratch);
+    let token = register(server.addr, "ids@example.com");
+    let bearer = format!("Bearer {token}");
+    let res = request(
+        server.addr,
+        "DELETE",
+        "/auth/api-keys/%FF",
+        &[("Authorization", bearer.as_str())],
+        b"",
+    );
+    assert_eq!(res.status, 400, "{}", res.body);
+    let error = &res.json()["error"];
+    assert_eq!(error["code"], "REQ_001");
+    assert!(error["details"]["fields"]["id"].is_string(), "{error}");
+}
+
+/// An invalid token's message said "invalid token: invalid token: malformed".
+#[test]
+fn an_invalid_token_says_invalid_token_once() {
+    let scratch = Scratch::new();
+    let server = start(&scratch);
+    let res = request(
+        server.addr,
+        "POST",
+        "/auth/validate",
+        &JSON,
+        br#"{"token":"a.b.c"}"#,
+    );
+    assert_eq!(res.status, 401, "{}", res.body);
+    let error = &res.json()["error"];
+    assert_eq!(error["code"], "AUTH_001");
+    assert_eq!(error["message"], "invalid token: malformed", "{error}");
+}
