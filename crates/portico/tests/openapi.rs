@@ -210,7 +210,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
     let cli = std::env::var("PORTICO_TEST_SCHEMATHESIS")
         .expect("PORTICO_TEST_SCHEMATHESIS names the schemathesis CLI (scripts/test installs it)");
     let examples =
-        std::env::var("PORTICO_TEST_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+        std::env::var("PORTICO_TEST_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     let seed = std::env::var("PORTICO_TEST_SCHEMATHESIS_SEED").unwrap_or_else(|_| "7".into());
     let scratch = Scratch::new();
     let server = start(&scratch);
