@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! request ─► path under one of Portico's own prefixes (/health, /metrics, /status, /auth,
-//!            │   /.well-known, /ws, /internal, /dashboard), or `/` itself while no gateway
-//!            │   route claims it?
+//!            │   /.well-known, /ws, /internal, /openapi.json, /dashboard), or `/` itself while
+//!            │   no gateway route claims it?
 //!            ├─ yes ─► the public Router (its routes, its tower stack; the gateway is its
 //!            │         fallback, so a catch-all route still sees what the router does not answer)
 //!            └─ no ──► request id ─► http metrics ─► envelope ─► body limit ─► Gateway::handle
@@ -48,8 +48,8 @@ use tower::{Layer, Service};
 use crate::reload::GatewayCell;
 
 /// The path prefixes (whole segments) the public router answers itself: operational
-/// endpoints, the Auth API, the JWKS documents, and the WebSocket endpoint to come. A request
-/// under one of them goes through the router even when a gateway route matches it.
+/// endpoints, the Auth API, the JWKS documents, the hub's endpoints and `/openapi.json`.
+/// A request under one of them goes through the router even when a gateway route matches it.
 pub const ROUTER_PREFIXES: &[&str] = &[
     "/health",
     "/metrics",
@@ -59,6 +59,7 @@ pub const ROUTER_PREFIXES: &[&str] = &[
     "/ws",
     "/internal",
     "/dashboard",
+    crate::openapi::PATH,
 ];
 
 /// Whether `path` is one of [`ROUTER_PREFIXES`] or below it.

@@ -18,6 +18,7 @@
 //! - [`realtime`]: the WebSocket hub as the binary builds it.
 //! - [`reload`]: config reload on SIGHUP and on file change, the gateway swapped live.
 //! - [`status`]: `/status/services`, the circuit state of every upstream.
+//! - [`openapi`]: `/openapi.json`, the OpenAPI 3.1 description of the endpoints.
 //! - [`error`]: [`CliError`] and the exit codes.
 //!
 //! # Example
@@ -39,6 +40,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod gateway;
+pub mod openapi;
 pub mod realtime;
 pub mod reload;
 pub mod status;

@@ -3,9 +3,10 @@
 //!
 //! Builds the tower stack of `docs/ARCHITECTURE.md` (request id → metrics → envelope → body
 //! limit) around the operational endpoints (`/health/live`, `/health`, `/health/ready`,
-//! `/metrics`, `/status/services`) with the REQ_003 fallback, binds `server.listen` (or
-//! `--listen`), and serves until SIGTERM or Ctrl-C, then drains for `server.drain_timeout`.
-//! Meanwhile SIGHUP or an edit of the config file reloads the gateway ([`crate::reload`]).
+//! `/metrics`, `/status/services`, `/openapi.json`) with the REQ_003 fallback, binds
+//! `server.listen` (or `--listen`), and serves until SIGTERM or Ctrl-C, then drains for
+//! `server.drain_timeout`. Meanwhile SIGHUP or an edit of the config file reloads the
+//! gateway ([`crate::reload`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -323,7 +324,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         components = components.merge(dashboard.router());
         tracing::info!("portico {}: dashboard on /dashboard/", role.command());
     }
-    let app = router(&config, health, &metrics, status, components);
+    let app = router(&config, role, health, &metrics, status, components);
 
     // Shown absolute so the operator knows exactly where the store and keys are.
     let shown_dir = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
@@ -386,11 +387,13 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.listen(1024)?.into_std()
 }
 
-/// The public router: the operational endpoints and the `components`' routes (auth, the
-/// gateway — whose fallback proxies every routed path and answers REQ_003 for the rest —
-/// or, without the gateway, REQ_003's fallback), inside the whole tower stack.
+/// The public router: the operational endpoints, `/openapi.json` (the part `role` serves)
+/// and the `components`' routes (auth, the gateway — whose fallback proxies every routed
+/// path and answers REQ_003 for the rest — or, without the gateway, REQ_003's fallback),
+/// inside the whole tower stack.
 pub fn router(
     config: &Config,
+    role: Role,
     health: HealthRegistry,
     metrics: &Metrics,
     status: ServiceStatus,
@@ -400,6 +403,7 @@ pub fn router(
     portico_core::health::routes(health)
         .merge(metrics.routes())
         .merge(status.routes())
+        .merge(crate::openapi::routes(role))
         .merge(components)
         // Outermost first: request id → metrics → envelope → body limit → handler. One
         // `layer` call with the whole stack: axum boxes each route once per `layer` call and

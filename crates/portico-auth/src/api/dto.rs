@@ -101,6 +101,11 @@ pub struct ValidateResponse {
     pub expires_at: Option<String>,
 }
 
+/// The longest lifetime `POST /auth/api-keys` accepts in `expires_in`: 100 years, in seconds.
+/// A bound at all because the expiry is a point in time the clock, the store (Unix
+/// milliseconds) and RFC 3339 must all be able to hold.
+pub const MAX_API_KEY_EXPIRES_IN: u64 = 100 * 365 * 24 * 60 * 60;
+
 /// `POST /auth/api-keys`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +116,7 @@ pub struct CreateApiKeyRequest {
     /// holds when the key is used.
     #[serde(default)]
     pub permissions: Option<Vec<String>>,
-    /// Seconds until the key stops working; omitted: never.
+    /// Seconds until the key stops working (1 to [`MAX_API_KEY_EXPIRES_IN`]); omitted: never.
     #[serde(default)]
     pub expires_in: Option<u64>,
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -113,8 +114,13 @@ async fn list_api_keys(State(auth): Shared, headers: HeaderMap) -> Result<Respon
 async fn delete_api_key(
     State(auth): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode> {
+    // axum's own rejection (an id that is not UTF-8 once decoded) would be a REQ_001 that
+    // does not name the field.
+    let Path(id) = id.map_err(|e| {
+        ApiError::invalid_fields(StatusCode::BAD_REQUEST, [("id".into(), e.body_text())])
+    })?;
     auth.delete_api_key(bearer(&headers)?, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

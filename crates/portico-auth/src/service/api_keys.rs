@@ -40,6 +40,13 @@ impl AuthService {
         let now = self.clock.system_now();
         let expires_at = match req.expires_in {
             Some(0) => return Err(AuthError::field("expires_in", "must be at least 1 second")),
+            // `now + secs` would panic past what `SystemTime` holds (found by schemathesis).
+            Some(secs) if secs > MAX_API_KEY_EXPIRES_IN => {
+                return Err(AuthError::field(
+                    "expires_in",
+                    format!("must be at most {MAX_API_KEY_EXPIRES_IN} seconds (100 years)"),
+                ));
+            }
             Some(secs) => Some(now + Duration::from_secs(secs)),
             None => None,
         };

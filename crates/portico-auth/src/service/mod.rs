@@ -36,8 +36,9 @@ use std::time::{Duration, SystemTime};
 use portico_core::clock::SharedClock;
 
 use crate::api::dto::{
-    ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, LoginRequest, LogoutRequest, RefreshRequest,
-    RegisterRequest, ServiceTokenResponse, TokenResponse, UserView, ValidateResponse,
+    ApiKeyCreated, ApiKeyView, CreateApiKeyRequest, LoginRequest, LogoutRequest,
+    MAX_API_KEY_EXPIRES_IN, RefreshRequest, RegisterRequest, ServiceTokenResponse, TokenResponse,
+    UserView, ValidateResponse,
 };
 use crate::error::AuthError;
 use crate::keys::{KeyRecord, KeySet, SigningKey};
@@ -523,6 +524,8 @@ impl AuthService {
                 }
                 .map_err(|e| match e {
                     TokenError::Expired => AuthError::Expired,
+                    // The reason alone: AuthError's message already says "invalid token".
+                    TokenError::Invalid(reason) => AuthError::InvalidToken(reason.to_string()),
                     other => AuthError::InvalidToken(other.to_string()),
                 })?;
                 let entry = Arc::new(cache::CachedToken::new(token, claims, now));
