@@ -705,9 +705,15 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
         // Sign in: the dashboard sends an anonymous browser to the sign-in page.
         client.goto(&format!("{portico_url}/")).await.unwrap();
         wait(&client, "#email").await;
-        let button = client.find(Locator::LinkText("Sign in with github")).await.unwrap();
+        let button = client
+            .find(Locator::LinkText("Sign in with github"))
+            .await
+            .unwrap();
         let href = button.attr("href").await.unwrap().unwrap();
-        assert!(href.contains("/auth/oauth?provider=github&redirect_uri="), "{href}");
+        assert!(
+            href.contains("/auth/oauth?provider=github&redirect_uri="),
+            "{href}"
+        );
         assert!(
             client
                 .current_url()
