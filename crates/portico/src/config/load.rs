@@ -387,7 +387,7 @@ check = { upstream = "collab", path = "check" }
                 "portico.toml:1: server: expected a table, found integer",
                 "portico.toml:3: realtime.history_size: -1 is out of range (must be 0 or more)",
                 "portico.toml:4: realtime.max_frame: expected a size like \"10MiB\", found boolean",
-                "portico.toml:5: extra: unknown key (expected one of: server, database, redis, auth, roles, realtime, upstreams, routes, cors, telemetry)",
+                "portico.toml:5: extra: unknown key (expected one of: server, aliases, database, redis, auth, roles, realtime, upstreams, routes, cors, telemetry)",
             ]
         );
     }
