@@ -9,8 +9,9 @@
 //!
 //! Each serving command serves the part of the document it answers: `portico up` all of it,
 //! `portico auth` the Auth API, `portico gateway` the gateway's own paths, `portico realtime`
-//! the hub's (operational endpoints everywhere). Paths of configured gateway routes
-//! (`[[routes]]`) belong to their upstreams and are not described (docs/openapi.md says why).
+//! the hub's (operational endpoints everywhere); the dashboard is `portico up`'s alone. Paths
+//! of configured gateway routes (`[[routes]]`) belong to their upstreams and are not
+//! described (docs/openapi.md says why).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -44,9 +45,11 @@ pub fn serves(role: Role, path: &str) -> bool {
     };
     let gateway = || path == "/.well-known/portico-identity-jwks.json";
     let hub = || under("/ws") || under("/internal");
+    // The dashboard needs the in-process auth service: `portico up` only.
+    let dashboard = || path == "/" || under("/dashboard");
     OPERATIONS.iter().any(|p| under(p))
         || match role {
-            Role::Up => auth() || gateway() || hub(),
+            Role::Up => auth() || gateway() || hub() || dashboard(),
             Role::Auth => auth(),
             Role::Gateway => gateway(),
             Role::Realtime => hub(),
@@ -151,6 +154,16 @@ mod tests {
         );
         let realtime = paths(Role::Realtime);
         assert!(realtime.iter().any(|p| p == "/internal/publish"));
+        assert!(up.iter().any(|p| p == "/dashboard/keys"));
+        for role in [Role::Auth, Role::Gateway, Role::Realtime] {
+            let served = paths(role);
+            assert!(
+                !served
+                    .iter()
+                    .any(|p| p == "/" || p.starts_with("/dashboard")),
+                "{role:?} serves no dashboard: {served:?}"
+            );
+        }
         assert!(!realtime.iter().any(|p| p.starts_with("/.well-known")));
         for role in [Role::Up, Role::Auth, Role::Gateway, Role::Realtime] {
             let served = paths(role);

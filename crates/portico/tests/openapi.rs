@@ -86,6 +86,7 @@ fn routes_in_source() -> Vec<String> {
         "portico-auth",
         "portico-gateway",
         "portico-realtime",
+        "portico-dashboard",
     ] {
         collect_rs(&crates.join(krate).join("src"), &mut files);
     }
@@ -217,6 +218,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
     let token = register(server.addr, "schemathesis@example.com");
     let url = format!("http://{}/openapi.json", server.addr);
     let bearer = format!("Authorization: Bearer {token}");
+    // The dashboard's session is a cookie: with it, its pages answer signed in.
+    let cookie = format!("Cookie: portico_access={token}");
     let started = Instant::now();
     // Logout last and alone: it ends the session whose token every other request carries.
     let runs: [&[&str]; 2] = [
@@ -246,6 +249,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
             &bearer,
             "--header",
             INTERNAL_TOKEN,
+            "--header",
+            &cookie,
         ];
         args.extend_from_slice(filter);
         if let Err(report) = schemathesis(&cli, &args, scratch.path()) {
