@@ -178,7 +178,8 @@ pub struct AliasConfig {
     /// `prefix` (required): the path prefix clients use, matched on whole segments.
     pub prefix: UrlPath,
     /// `to` (required): the Portico path it stands for, under one of Portico's own prefixes
-    /// (`/auth`, `/health`, `/status`, `/metrics`, `/.well-known`, `/ws`, `/internal`).
+    /// (`crate::front::ROUTER_PREFIXES`: `/auth`, `/health`, `/status`, `/metrics`,
+    /// `/.well-known`, `/ws`, `/internal`, `/dashboard`, `/openapi.json`).
     pub to: UrlPath,
 }
 
