@@ -22,12 +22,6 @@ pub(crate) struct CreateForm {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-#[derive(Deserialize)]
 pub(crate) struct Done {
     done: Option<String>,
 }
@@ -109,9 +103,7 @@ pub(crate) async fn delete(
     let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await else {
         return crate::to_sign_in();
     };
-    let csrf = crate::form::<CsrfForm>(&body)
-        .map(|f| f.csrf)
-        .unwrap_or_default();
+    let csrf = crate::form_csrf(&body);
     if !session::csrf_ok(&headers, &csrf) {
         let e = DashboardError::Csrf;
         return render(&state, session, e.words().0, Some(Notice::Error(e)), "").await;

@@ -320,3 +320,14 @@ pub(crate) fn message_page(status: StatusCode, title: &str, message: &str) -> Re
 pub(crate) fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DashboardError> {
     serde_urlencoded::from_bytes(body).map_err(|_| DashboardError::Form)
 }
+
+/// The `csrf` field of a form that has no other (sign-out, delete); empty when the body is
+/// unreadable, which the CSRF check then refuses.
+pub(crate) fn form_csrf(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct CsrfForm {
+        #[serde(default)]
+        csrf: String,
+    }
+    form::<CsrfForm>(body).map(|f| f.csrf).unwrap_or_default()
+}

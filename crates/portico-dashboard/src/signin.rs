@@ -33,12 +33,6 @@ pub(crate) struct SignInForm {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-#[derive(Deserialize)]
 pub(crate) struct OAuthForm {
     #[serde(default)]
     access_token: String,
@@ -181,9 +175,7 @@ fn origin(state: &State, headers: &HeaderMap) -> String {
 
 /// `POST /dashboard/sign-out`: ends the session at auth and clears the cookies.
 pub(crate) async fn sign_out(state: State, headers: HeaderMap, body: Bytes) -> Response {
-    let csrf = crate::form::<CsrfForm>(&body)
-        .map(|f| f.csrf)
-        .unwrap_or_default();
+    let csrf = crate::form_csrf(&body);
     if !session::csrf_ok(&headers, &csrf) {
         let (status, words) = DashboardError::Csrf.words();
         return crate::message_page(status, "Sign out", &words);

@@ -595,6 +595,17 @@ impl Drop for Driver {
     }
 }
 
+/// Clicks the element `at` finds.
+async fn click(client: &fantoccini::Client, at: fantoccini::Locator<'_>) {
+    client.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Types `text` into the element `css` finds.
+async fn type_into(client: &fantoccini::Client, css: &str, text: &str) {
+    let field = client.find(fantoccini::Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
 /// Where the README's screenshots go.
 fn screenshot_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
@@ -722,44 +733,14 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
                 .path()
                 .ends_with("/dashboard/sign-in")
         );
-        client
-            .find(Locator::Css("#email"))
-            .await
-            .unwrap()
-            .send_keys("founder@example.com")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Css("#password"))
-            .await
-            .unwrap()
-            .send_keys("wrong password!")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Css("form.card button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&client, "#email", "founder@example.com").await;
+        type_into(&client, "#password", "wrong password!").await;
+        click(&client, Locator::Css("form.card button[type=submit]")).await;
         let error = wait(&client, "#form-error").await;
         assert_eq!(error.text().await.unwrap(), "Wrong email or password.");
-        client
-            .find(Locator::Css("#password"))
-            .await
-            .unwrap()
-            .send_keys(PASSWORD)
-            .await
-            .unwrap();
+        type_into(&client, "#password", PASSWORD).await;
         shot(&client, "sign-in.png").await;
-        client
-            .find(Locator::Css("form.card button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::Css("form.card button[type=submit]")).await;
 
         // Status, live over the WebSocket.
         wait(&client, "#live[data-state=on]").await;
@@ -776,25 +757,13 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
         shot(&client, "status.png").await;
 
         // API keys: create (shown once), then delete.
-        client
-            .find(Locator::LinkText("API keys"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::LinkText("API keys")).await;
         wait(&client, "#key-name")
             .await
             .send_keys("browser-test")
             .await
             .unwrap();
-        client
-            .find(Locator::Css("form.card button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::Css("form.card button[type=submit]")).await;
         let key = wait(&client, "#new-key")
             .await
             .prop("value")
@@ -803,25 +772,17 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
             .unwrap();
         assert!(key.len() > 20, "{key}");
         shot(&client, "keys.png").await;
-        client
-            .find(Locator::Css("button[aria-label='Delete key browser-test']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(
+            &client,
+            Locator::Css("button[aria-label='Delete key browser-test']"),
+        )
+        .await;
         let notice = wait(&client, "p.notice").await;
         assert!(notice.text().await.unwrap().contains("Key deleted."));
         wait(&client, "#no-keys").await;
 
         // The agent demo: start a run, see its events up to agent_completed.
-        client
-            .find(Locator::LinkText("Agent demo"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::LinkText("Agent demo")).await;
         wait(&client, "#start:enabled").await.click().await.unwrap();
         wait(&client, "#events li[data-type=agent_completed]").await;
         let seen = client.find_all(Locator::Css("#events li")).await.unwrap();
@@ -832,13 +793,7 @@ start_agent = {{ upstream = "agent", path = "/api/agent/start" }}
 
         // A phone-sized window still reads.
         client.set_window_size(390, 844).await.unwrap();
-        client
-            .find(Locator::LinkText("Status"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::LinkText("Status")).await;
         wait(&client, "#live[data-state=on]").await;
         shot(&client, "status-phone.png").await;
         client.close().await.unwrap();
