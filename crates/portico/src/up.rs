@@ -309,6 +309,7 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
         components = components.merge(hub.router());
         running_hub = Some(hub);
     }
+    let has_dashboard = auth_service.is_some();
     if let Some(auth) = auth_service {
         let dashboard = portico_dashboard::Dashboard::new(portico_dashboard::DashboardParts {
             auth,
@@ -335,6 +336,9 @@ async fn serve(config: Config, options: UpOptions) -> Result<(), UpError> {
     );
     tracing::info!("portico {command}: data directory {}", shown_dir.display());
     tracing::info!("portico {command}: listening on http://{bound}");
+    if has_dashboard {
+        tracing::info!("portico {command}: dashboard at http://{bound}/dashboard/");
+    }
     if first_admin {
         tracing::info!(
             "portico {command}: no admin yet; create the first (from this directory, with the \

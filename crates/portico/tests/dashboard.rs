@@ -399,6 +399,12 @@ fn signing_out_ends_the_session() {
 #[test]
 fn the_root_redirects_to_the_dashboard_unless_a_route_claims_it() {
     let (_scratch, server) = start("");
+    let url = format!("dashboard at http://{}/dashboard/", server.addr);
+    assert!(
+        server.wait_for_line(|l| l.contains(&url)).is_some(),
+        "the start log names the dashboard's URL: {:?}",
+        server.output()
+    );
     let res = request(server.addr, "GET", "/", &[], b"");
     assert_eq!(res.status, 303);
     assert_eq!(res.header("location"), Some("/dashboard/"));
