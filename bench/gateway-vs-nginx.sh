@@ -17,7 +17,9 @@
 # Then Portico alone, same rounds: its plain route next to `/jwt` (auth = "required", with a
 # registered user's access token) and `/limited` (a rate limit that never refuses, shared
 # through Redis when one answers on REDIS_URL, default redis://127.0.0.1:6379), printing what
-# JWT verification costs in requests/s and what the rate limit adds to p99.
+# JWT verification costs in requests/s and what the rate limit adds to p99. Each Portico
+# measurement also prints Portico's CPU time per request (user + system, from /proc), which
+# the machine's other load moves much less than requests/s.
 #
 #   bash bench/gateway-vs-nginx.sh                       # wrk -t2 -c64 -d10s, 2 rounds
 #   DURATION=5s ROUNDS=3 bash bench/gateway-vs-nginx.sh
@@ -137,16 +139,26 @@ if [ -n "${BARE:-}" ]; then check bare "${URLS[bare]}"; fi
 ms() { # a wrk latency (850.00us, 1.20ms, 1.05s) → milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; printf "%.3f", n }'
 }
+# Portico's CPU time (user + system, in clock ticks) so far: with the requests wrk counted, its
+# CPU per request — a figure that other load on the machine moves much less than requests/s.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PORTICO_PID/stat"; }
 RESULTS=""
-run() { # name, round, url, [wrk args…] → one line; appends "name rps p50 p99" to RESULTS
-  local out rps p50 p99 bad
+run() { # name, round, url, [wrk args…] → one line; appends "name rps p50 p99 cpu" to RESULTS
+  local out rps p50 p99 bad before="" cpu=0 shown=""
+  case $1 in nginx | bare) ;; *) before=$(cpu_ticks) ;; esac
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${@:4}" "$3")
+  if [ -n "$before" ]; then
+    cpu=$(awk -v t=$(($(cpu_ticks) - before)) -v hz="$CLK_TCK" -v n="$(awk '/requests in/ {print $1}' <<<"$out")" \
+      'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    shown="   cpu $cpu us/req"
+  fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
   p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
   bad=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
-  printf '%-8s round %s %10s req/s   p50 %7s ms   p99 %7s ms   %s\n' "$1" "$2" "$rps" "$p50" "$p99" "${bad:-no errors}"
-  RESULTS+="$1 $rps $p50 $p99;"
+  printf '%-8s round %s %10s req/s   p50 %7s ms   p99 %7s ms%s   %s\n' "$1" "$2" "$rps" "$p50" "$p99" "$shown" "${bad:-no errors}"
+  RESULTS+="$1 $rps $p50 $p99 $cpu;"
 }
 
 echo "$(nproc) cores, $(lscpu | awk -F': *' '/Model name/ {print $2; exit}'); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
@@ -196,21 +208,22 @@ for item in sys.argv[1].split(";"):
     if item:
         name, *vals = item.split()
         rows.setdefault(name, []).append(tuple(map(float, vals)))
-med = {n: [statistics.median(r[i] for r in rs) for i in range(3)] for n, rs in rows.items()}
+med = {n: [statistics.median(r[i] for r in rs) for i in range(4)] for n, rs in rows.items()}
 print(f"\n{'proxy':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (medians of {len(rows['nginx'])} rounds)")
 for n in (n for n in rows if n not in ("plain", "jwt", "limited")):
-    rps, p50, p99 = med[n]
+    rps, p50, p99, _ = med[n]
     print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
-(nr, _, np99), (pr, _, pp99) = med["nginx"], med["portico"]
+(nr, _, np99, _), (pr, _, pp99, _) = med["nginx"], med["portico"]
 print(f"ratio portico/nginx: req/s {pr / nr:.2f} (target >= 1.00), p99 {pp99 / np99:.2f} (target <= 1.00)")
-print(f"\n{'portico':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (its features, same run)")
+print(f"\n{'portico':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/req':>11}   (its features, same run)")
 for n in ("plain", "jwt", "limited"):
-    rps, p50, p99 = med[n]
-    print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
-(plr, _, plp99), (jr, _, _), (_, _, lp99) = med["plain"], med["jwt"], med["limited"]
-print(f"JWT verification costs {100 * (1 - jr / plr):.1f} % of requests/s (target <= 10 %)")
+    rps, p50, p99, cpu = med[n]
+    print(f"{n:<8} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f} {cpu:>11.2f}")
+(plr, _, plp99, plc), (jr, _, _, jc), (_, _, lp99, _) = med["plain"], med["jwt"], med["limited"]
+print(f"JWT verification costs {100 * (1 - jr / plr):.1f} % of requests/s (target <= 10 %), "
+      f"{100 * (jc / plc - 1):.1f} % more of Portico's CPU per request")
 print(f"rate limit ({sys.argv[2]}) adds {lp99 - plp99:+.2f} ms p99 (target <= 1 ms)")
 if "bare" in med:
-    br, _, bp99 = med["bare"]
+    br, _, bp99, _ = med["bare"]
     print(f"ratio bare/nginx:    req/s {br / nr:.2f}, p99 {bp99 / np99:.2f} (hyper's own floor, none of the gateway's work)")
 PY
