@@ -6,15 +6,15 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
+use crate::State;
 use crate::html::{self, Frame, Nav};
-use crate::{State, session};
 
 /// `GET /dashboard/demo`.
 pub(crate) async fn page(state: State, headers: HeaderMap) -> Response {
-    let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await else {
+    let Some(session) = state.session(&headers).await else {
         return crate::to_sign_in();
     };
-    let ready = state.agent_action && state.hub.is_some();
+    let ready = state.parts.agent_action && state.parts.hub.is_some();
     let content = if ready {
         "<p>Start a run of the seed-000 agent. Portico sends the WebSocket action \
          <code>start_agent</code> to the agent upstream, which streams the run's events back \
@@ -30,7 +30,7 @@ pub(crate) async fn page(state: State, headers: HeaderMap) -> Response {
          <section aria-labelledby=\"events-heading\">\n<h2 id=\"events-heading\">Events</h2>\n\
          <ol id=\"events\" class=\"events\" aria-live=\"polite\"></ol>\n</section>\n"
             .to_owned()
-    } else if state.hub.is_none() {
+    } else if state.parts.hub.is_none() {
         html::error_box(
             "The WebSocket hub does not run in this process, so no agent run can be started here.",
         )

@@ -28,7 +28,7 @@ pub(crate) struct Done {
 
 /// `GET /dashboard/keys`.
 pub(crate) async fn page(state: State, headers: HeaderMap, query: Query<Done>) -> Response {
-    let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await else {
+    let Some(session) = state.session(&headers).await else {
         return crate::to_sign_in();
     };
     let notice = match query.done.as_deref() {
@@ -40,7 +40,7 @@ pub(crate) async fn page(state: State, headers: HeaderMap, query: Query<Done>) -
 
 /// `POST /dashboard/keys`: creates a key and shows it once.
 pub(crate) async fn create(state: State, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await else {
+    let Some(session) = state.session(&headers).await else {
         return crate::to_sign_in();
     };
     let form = match crate::form::<CreateForm>(&body) {
@@ -74,7 +74,12 @@ pub(crate) async fn create(state: State, headers: HeaderMap, body: Bytes) -> Res
         permissions: None,
         expires_in: None,
     };
-    match state.auth.create_api_key(&session.access, request).await {
+    match state
+        .parts
+        .auth
+        .create_api_key(&session.access, request)
+        .await
+    {
         Ok(created) => {
             render(
                 &state,
@@ -100,7 +105,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await else {
+    let Some(session) = state.session(&headers).await else {
         return crate::to_sign_in();
     };
     let csrf = crate::form_csrf(&body);
@@ -108,7 +113,7 @@ pub(crate) async fn delete(
         let e = DashboardError::Csrf;
         return render(&state, session, e.words().0, Some(Notice::Error(e)), "").await;
     }
-    match state.auth.delete_api_key(&session.access, &id).await {
+    match state.parts.auth.delete_api_key(&session.access, &id).await {
         Ok(()) => see_other("/dashboard/keys?done=deleted", session.set_cookies),
         Err(e) => {
             let e = DashboardError::from(e);
@@ -177,7 +182,7 @@ async fn render(
     content.push_str(
         "<section aria-labelledby=\"keys-heading\">\n<h2 id=\"keys-heading\">Your keys</h2>\n",
     );
-    match state.auth.list_api_keys(&session.access).await {
+    match state.parts.auth.list_api_keys(&session.access).await {
         Ok(keys) if keys.is_empty() => {
             content.push_str("<p id=\"no-keys\">You have no API keys.</p>\n");
         }

@@ -87,17 +87,17 @@ pub struct Dashboard {
 }
 
 pub(crate) struct Inner {
-    pub auth: Arc<AuthService>,
-    pub health: HealthRegistry,
-    pub services: Arc<dyn ServiceReport>,
-    pub hub: Option<Hub>,
-    pub agent_action: bool,
-    pub live_every: Duration,
-    pub shutdown: Shutdown,
-    pub clock: SharedClock,
+    pub parts: DashboardParts,
     pub cookies: CookiePolicy,
     /// Configured OAuth providers, by name, in config order.
     pub providers: Vec<String>,
+}
+
+impl Inner {
+    /// The signed-in session of this request (its cookies refreshed when needed), if any.
+    pub(crate) async fn session(&self, headers: &HeaderMap) -> Option<session::Session> {
+        session::resolve(&self.parts.auth, &self.cookies, headers).await
+    }
 }
 
 /// The state of every handler.
@@ -114,14 +114,7 @@ impl Dashboard {
         let providers = settings.providers.iter().map(|p| p.name.clone()).collect();
         Self {
             inner: Arc::new(Inner {
-                auth: parts.auth,
-                health: parts.health,
-                services: parts.services,
-                hub: parts.hub,
-                agent_action: parts.agent_action,
-                live_every: parts.live_every,
-                shutdown: parts.shutdown,
-                clock: parts.clock,
+                parts,
                 cookies,
                 providers,
             }),

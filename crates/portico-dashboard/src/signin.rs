@@ -44,10 +44,7 @@ pub(crate) struct OAuthForm {
 
 /// `GET /dashboard/sign-in`.
 pub(crate) async fn form(state: State, headers: HeaderMap) -> Response {
-    if session::resolve(&state.auth, &state.cookies, &headers)
-        .await
-        .is_some()
-    {
+    if state.session(&headers).await.is_some() {
         return see_other("/dashboard/", Vec::new());
     }
     render(&state, &headers, StatusCode::OK, "", None)
@@ -82,7 +79,7 @@ pub(crate) async fn submit(
         email: form.email.clone(),
         password: form.password,
     };
-    match state.auth.login(request, &address).await {
+    match state.parts.auth.login(request, &address).await {
         Ok(tokens) => see_other(
             "/dashboard/",
             state
@@ -180,12 +177,12 @@ pub(crate) async fn sign_out(state: State, headers: HeaderMap, body: Bytes) -> R
         let (status, words) = DashboardError::Csrf.words();
         return crate::message_page(status, "Sign out", &words);
     }
-    if let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await {
+    if let Some(session) = state.session(&headers).await {
         let request = LogoutRequest {
             refresh_token: session::cookie(&headers, REFRESH_COOKIE),
         };
         // The cookies go either way; a failed logout leaves a session that expires on its own.
-        if let Err(e) = state.auth.logout(&session.access, request).await {
+        if let Err(e) = state.parts.auth.logout(&session.access, request).await {
             tracing::debug!("dashboard sign-out: {e}");
         }
     }
@@ -233,7 +230,7 @@ pub(crate) async fn oauth_complete(state: State, headers: HeaderMap, body: Bytes
         let (status, words) = DashboardError::Csrf.words();
         return crate::message_page(status, "Sign in", &words);
     }
-    match state.auth.validate(&form.access_token).await {
+    match state.parts.auth.validate(&form.access_token).await {
         Ok(valid) if valid.token_type == "user" => {
             let cookies = [
                 state

@@ -18,7 +18,7 @@ use portico_realtime::settings::Namespace;
 use serde_json::{Map, Value, json};
 
 use crate::html::{self, Frame, Nav, escape};
-use crate::{Inner, State, session};
+use crate::{Inner, State};
 
 /// The channel the live status is published on.
 pub const CHANNEL: &str = "dashboard:status";
@@ -44,28 +44,32 @@ pub fn namespace() -> (String, Namespace) {
 
 /// The status at this moment: `{"services": […], "health": {status, checks}, "connections": n}`.
 pub(crate) async fn snapshot(inner: &Inner) -> Value {
-    let report = inner.services.report();
+    let report = inner.parts.services.report();
     let services: Vec<Value> = report["services"]
         .as_object()
         .map(|m| m.values().cloned().collect())
         .unwrap_or_default();
-    let health = serde_json::to_value(inner.health.report().await).unwrap_or(Value::Null);
-    let connections = inner.hub.as_ref().map(portico_realtime::Hub::connections);
+    let health = serde_json::to_value(inner.parts.health.report().await).unwrap_or(Value::Null);
+    let connections = inner
+        .parts
+        .hub
+        .as_ref()
+        .map(portico_realtime::Hub::connections);
     json!({
         "services": services,
         "health": health,
         "connections": connections,
-        "timestamp": humantime::format_rfc3339_seconds(inner.clock.system_now()).to_string(),
+        "timestamp": humantime::format_rfc3339_seconds(inner.parts.clock.system_now()).to_string(),
     })
 }
 
 /// `GET /dashboard/`.
 pub(crate) async fn page(state: State, headers: HeaderMap) -> Response {
-    let Some(session) = session::resolve(&state.auth, &state.cookies, &headers).await else {
+    let Some(session) = state.session(&headers).await else {
         return crate::to_sign_in();
     };
     let snapshot = snapshot(&state).await;
-    let live = if state.hub.is_some() {
+    let live = if state.parts.hub.is_some() {
         "<p id=\"live\" class=\"live\" role=\"status\" data-state=\"off\">\
          Snapshot from the server. Live updates start when the page connects.</p>\n"
     } else {
@@ -78,8 +82,8 @@ pub(crate) async fn page(state: State, headers: HeaderMap) -> Response {
         nav: Nav::Status,
         email: Some(&session.email),
         csrf: Some(&session.csrf),
-        ws_token: state.hub.as_ref().map(|_| session.access.as_str()),
-        script: state.hub.as_ref().map(|_| "status.js"),
+        ws_token: state.parts.hub.as_ref().map(|_| session.access.as_str()),
+        script: state.parts.hub.as_ref().map(|_| "status.js"),
     };
     crate::html(
         StatusCode::OK,
@@ -177,16 +181,16 @@ fn text_or(v: &Value, empty: &str) -> String {
 
 /// See the module docs.
 pub(crate) fn spawn_live(inner: Arc<Inner>) {
-    let Some(hub) = inner.hub.clone() else {
+    let Some(hub) = inner.parts.hub.clone() else {
         return;
     };
     tokio::spawn(async move {
-        let stop = inner.shutdown.wait();
+        let stop = inner.parts.shutdown.wait();
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                () = inner.clock.sleep(inner.live_every) => {
+                () = inner.parts.clock.sleep(inner.parts.live_every) => {
                     // Nobody here watches: skip the health probes.
                     if !hub.has_local_subscribers(CHANNEL) {
                         continue;
